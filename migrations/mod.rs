@@ -1,0 +1,1 @@
+//! Schema migrations, applied at start-up on SQLite and PostgreSQL.

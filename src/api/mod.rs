@@ -1,0 +1,1 @@
+//! The tonic services, the auth layer and the one place where errors become `tonic::Status`.

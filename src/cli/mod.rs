@@ -1,0 +1,1 @@
+//! The `ibstream` command line: one module per subcommand.

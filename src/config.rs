@@ -1,0 +1,1 @@
+//! Layered configuration: defaults < TOML file < `IBSTREAM_*` environment < flags.

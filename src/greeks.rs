@@ -1,0 +1,1 @@
+//! Black-Scholes prices, Greeks and implied volatility.

@@ -1,0 +1,1 @@
+//! The one IB session: connect, health monitor, reconnect with backoff, circuit breaker, notices to status.

@@ -1,0 +1,31 @@
+//! ibstream: one Interactive Brokers session, served to many gRPC clients.
+//!
+//! The modules follow the data flow, from the gateway to the clients:
+//!
+//! - [`sim`]: a simulated IB Gateway speaking the TWS wire protocol, the peer of the
+//!   tests and the backend of `ibstream demo`.
+//! - [`ib`]: the one `ibapi` session: connect, health monitor, reconnect with backoff,
+//!   circuit breaker, notices turned into status.
+//! - [`fanout`]: one IB subscription per instrument, shared by every stream on it:
+//!   reference counts, last-value cache, conflation, resubscription, line budget.
+//! - [`greeks`]: Black-Scholes prices, Greeks and implied volatility.
+//! - [`api`]: the tonic services, the auth layer and the one mapping of errors to
+//!   `tonic::Status`.
+//! - [`store`], [`migrations`], [`crypto`], [`config`]: settings profiles, sealed
+//!   credentials, API keys, connection history and contract cache in SQLite or
+//!   PostgreSQL; layered configuration.
+//! - [`cli`]: the `ibstream` command line.
+//! - [`proto`]: code generated from `proto/`.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod fanout;
+pub mod greeks;
+pub mod ib;
+#[path = "../migrations/mod.rs"]
+pub mod migrations;
+pub mod proto;
+pub mod sim;
+pub mod store;

@@ -1,0 +1,3 @@
+fn main() {
+    println!("ibstream {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,23 @@
+//! Code generated from `proto/` by `build.rs`.
+
+/// The TWS API messages the simulated gateway speaks (field numbers are protocol facts).
+pub mod tws {
+    include!(concat!(env!("OUT_DIR"), "/tws.rs"));
+}
+
+/// The simulated gateway's control plane.
+pub mod ibsim {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/ibsim.v1.rs"));
+    }
+}
+
+/// The public contract of ibstream.
+pub mod ibstream {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/ibstream.v1.rs"));
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every file in `proto/`, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -1,0 +1,1 @@
+//! The simulated IB Gateway: framing, per-client sessions, market model, option chains, control service, faults.

@@ -1,1 +1,20 @@
 //! The `ibstream` command line: one module per subcommand.
+
+use clap::{Parser, Subcommand};
+
+/// gRPC market-data server for Interactive Brokers.
+#[derive(Debug, Parser)]
+#[command(name = "ibstream", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand has its own module with an `Args` struct and a `run` function.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {}
+}

@@ -39,6 +39,12 @@ fn keys_create_prints_once_list_never_shows_it_and_revoke_sticks() {
     );
     assert!(text(&created.stderr).contains(&id));
     assert!(data.join("ibstream.sqlite").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "data dir is private");
+    }
 
     let listed = ibstream(&data, &["keys", "list"]);
     assert!(listed.status.success(), "{}", text(&listed.stderr));

@@ -121,3 +121,39 @@ pub fn sqlite_url(path: &Path) -> String {
 pub fn sqlite_path(dir: &Path) -> PathBuf {
     dir.join(SQLITE_FILE_NAME)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_database_opens_seeded() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let active = store.active_profile().await.unwrap();
+        assert_eq!(active.name, profile::DEFAULT_PROFILE_NAME);
+        assert!(format!("{store:?}").contains("Sqlite"));
+    }
+
+    #[tokio::test]
+    async fn data_dir_with_url_characters_opens_and_reopens() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("my data #1 ?x");
+        Store::open_in_data_dir(&dir)
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        assert!(dir.join(SQLITE_FILE_NAME).is_file());
+        let store = Store::open_in_data_dir(&dir).await.unwrap();
+        assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sqlite_urls_escape_url_syntax() {
+        assert_eq!(
+            sqlite_url(Path::new("/tmp/a b/x?y#z%.sqlite")),
+            "sqlite:///tmp/a b/x%3Fy%23z%25.sqlite?mode=rwc"
+        );
+    }
+}

@@ -97,6 +97,20 @@ impl Store {
         self.db.close().await.map_err(StoreError::Database)
     }
 
+    /// `"sqlite"` or `"postgres"`, for logs and status.
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => "sqlite",
+            sea_orm::DatabaseBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    /// Checks that the database still answers (for health reporting).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::Database)
+    }
+
     pub(crate) fn db(&self) -> &DatabaseConnection {
         &self.db
     }
@@ -132,6 +146,8 @@ mod tests {
         let active = store.active_profile().await.unwrap();
         assert_eq!(active.name, profile::DEFAULT_PROFILE_NAME);
         assert!(format!("{store:?}").contains("Sqlite"));
+        assert_eq!(store.backend(), "sqlite");
+        store.ping().await.unwrap();
     }
 
     #[tokio::test]

@@ -30,6 +30,13 @@ async fn migrations_apply_once(db: &TestDb) {
     // Opening again runs the migrator again: nothing pending, nothing re-seeded.
     let store = db.open().await;
     assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+    let expected_backend = if db.url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(store.backend(), expected_backend);
+    store.ping().await.unwrap();
     let raw = db.raw().await;
     assert!(
         Migrator::get_pending_migrations(&raw)

@@ -56,6 +56,11 @@ impl Store {
         // Statements would otherwise be logged with their parameters, sealed blobs and
         // key hashes included.
         options.sqlx_logging(false);
+        // An unreachable database fails start-up after 10 s of retries (long enough for
+        // a database starting beside the server) rather than sqlx's 30 s default.
+        options
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .acquire_timeout(std::time::Duration::from_secs(10));
         // The server and `ibstream keys` may use one SQLite file at once: WAL lets
         // readers go on beside a writer, and a writer waits for the lock rather than
         // failing at once.

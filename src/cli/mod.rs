@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod keys;
 pub mod sim;
 
 /// gRPC market-data server for Interactive Brokers.
@@ -17,11 +18,14 @@ pub struct Cli {
 pub enum Command {
     /// Run a simulated IB Gateway (TWS API) with a gRPC control plane.
     Sim(sim::Args),
+    /// Create, list and revoke API keys.
+    Keys(keys::Args),
 }
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Sim(args) => sim::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
     }
 }

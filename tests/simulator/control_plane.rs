@@ -18,7 +18,12 @@ async fn started() -> (
 ) {
     let sim = start_with(|c| c.control_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     let url = format!("http://{}", sim.control_addr().unwrap());
-    let client = SimulatorControlClient::connect(url).await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = SimulatorControlClient::new(channel);
     (sim, client)
 }
 

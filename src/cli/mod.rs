@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod keys;
+
 /// gRPC market-data server for Interactive Brokers.
 #[derive(Debug, Parser)]
 #[command(name = "ibstream", version, about, long_about = None)]
@@ -12,9 +14,14 @@ pub struct Cli {
 
 /// Every subcommand has its own module with an `Args` struct and a `run` function.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Create, list and revoke API keys.
+    Keys(keys::Args),
+}
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Keys(args) => keys::run(args).await,
+    }
 }

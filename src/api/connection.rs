@@ -8,13 +8,17 @@ use tonic::{Request, Response, Status};
 use super::auth::identity_of;
 use super::context::ServerContext;
 use super::convert;
+use super::settings::{apply, mask_paths, to_settings};
+use super::store_backend::{session_profile, state_of_kind};
 use super::watch::{StatusStream, status_stream};
+use crate::crypto::SealedCredentials;
 use crate::ib::probe;
 use crate::ib::{ConnectFailureKind, Endpoint, SessionStatus};
 use crate::proto::ibstream::v1 as pb;
 use crate::proto::ibstream::v1::connection_service_server::{
     ConnectionService, ConnectionServiceServer,
 };
+use crate::store::Profile;
 
 /// Longest connection test a caller may ask for.
 const MAX_TEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -28,12 +32,30 @@ pub struct ConnectionApi {
 /// The service, ready to register, with the request size limit applied.
 pub fn service(ctx: &ServerContext) -> ConnectionServiceServer<ConnectionApi> {
     ConnectionServiceServer::new(ConnectionApi { ctx: ctx.clone() })
-        .max_decoding_message_size(ctx.max_request_bytes)
+        .max_decoding_message_size(ctx.max_request_bytes())
 }
+
+/// Events ListEvents returns when the request does not say.
+const DEFAULT_EVENT_PAGE: i32 = 50;
+/// Most events one ListEvents returns.
+const MAX_EVENT_PAGE: i32 = 1000;
 
 impl ConnectionApi {
     fn render(&self, status: &SessionStatus) -> pb::ConnectionStatus {
         convert::connection_status(status, &self.ctx.metrics, &self.ctx.session.pacer())
+    }
+
+    /// The named profile, or the active one.
+    async fn profile(&self, name: Option<&str>) -> Result<Profile, Status> {
+        Ok(match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(name) => self.ctx.store.profile(name).await?,
+            None => self.ctx.store.active_profile().await?,
+        })
+    }
+
+    async fn settings_of(&self, profile: &Profile) -> Result<pb::Settings, Status> {
+        let credentials_set = self.ctx.store.credentials(&profile.name).await?.is_some();
+        Ok(to_settings(profile, credentials_set))
     }
 }
 
@@ -109,56 +131,104 @@ fn failure_reason(kind: ConnectFailureKind) -> pb::TestConnectionFailure {
 impl ConnectionService for ConnectionApi {
     async fn get_settings(
         &self,
-        _request: Request<pb::GetSettingsRequest>,
+        request: Request<pb::GetSettingsRequest>,
     ) -> Result<Response<pb::Settings>, Status> {
-        Err(Status::unimplemented(
-            "settings are not available in this build",
-        ))
+        let profile = self.profile(request.get_ref().profile.as_deref()).await?;
+        Ok(Response::new(self.settings_of(&profile).await?))
     }
 
     async fn update_settings(
         &self,
-        _request: Request<pb::UpdateSettingsRequest>,
+        request: Request<pb::UpdateSettingsRequest>,
     ) -> Result<Response<pb::Settings>, Status> {
-        Err(Status::unimplemented(
-            "settings are not available in this build",
-        ))
+        let request = request.into_inner();
+        let settings = request
+            .settings
+            .ok_or_else(|| Status::invalid_argument("invalid settings: must be set"))?;
+        let fields = mask_paths(request.update_mask.as_ref())?;
+        let name = settings.name.trim();
+        let mut profile = match self.profile(Some(name)).await {
+            Ok(profile) => profile,
+            Err(status) if status.code() == tonic::Code::NotFound && request.allow_missing => {
+                Profile::named(name)
+            }
+            Err(status) => return Err(status),
+        };
+        apply(&mut profile, &settings, &fields)?;
+        let saved = self.ctx.store.save_profile(&profile).await?;
+        tracing::info!(profile = saved.name.as_str(), fields = ?fields, "settings updated");
+        Ok(Response::new(self.settings_of(&saved).await?))
     }
 
     async fn list_profiles(
         &self,
         _request: Request<pb::ListProfilesRequest>,
     ) -> Result<Response<pb::ListProfilesResponse>, Status> {
-        Err(Status::unimplemented(
-            "profiles are not available in this build",
-        ))
+        let mut profiles = Vec::new();
+        for profile in self.ctx.store.list_profiles().await? {
+            profiles.push(self.settings_of(&profile).await?);
+        }
+        Ok(Response::new(pb::ListProfilesResponse { profiles }))
     }
 
     async fn activate_profile(
         &self,
-        _request: Request<pb::ActivateProfileRequest>,
+        request: Request<pb::ActivateProfileRequest>,
     ) -> Result<Response<pb::Settings>, Status> {
-        Err(Status::unimplemented(
-            "profiles are not available in this build",
-        ))
+        let name = request.get_ref().profile.trim();
+        if name.is_empty() {
+            return Err(Status::invalid_argument(
+                "invalid profile: must name a profile",
+            ));
+        }
+        let profile = self.ctx.store.activate_profile(name).await?;
+        tracing::info!(profile = profile.name.as_str(), "profile activated");
+        Ok(Response::new(self.settings_of(&profile).await?))
     }
 
     async fn set_credentials(
         &self,
-        _request: Request<pb::SetCredentialsRequest>,
+        request: Request<pb::SetCredentialsRequest>,
     ) -> Result<Response<pb::CredentialsState>, Status> {
-        Err(Status::unimplemented(
-            "credentials are not available in this build",
-        ))
+        let request = request.into_inner();
+        if request.username.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "invalid username: must not be empty",
+            ));
+        }
+        if request.password.is_empty() {
+            return Err(Status::invalid_argument(
+                "invalid password: must not be empty",
+            ));
+        }
+        let profile = self.profile(request.profile.as_deref()).await?;
+        let sealed = SealedCredentials::seal(
+            &self.ctx.master_key,
+            request.username.trim(),
+            &request.password,
+        )?;
+        self.ctx
+            .store
+            .set_credentials(&profile.name, &sealed)
+            .await?;
+        tracing::info!(profile = profile.name.as_str(), "credentials stored");
+        Ok(Response::new(pb::CredentialsState {
+            profile: profile.name,
+            credentials_set: true,
+        }))
     }
 
     async fn clear_credentials(
         &self,
-        _request: Request<pb::ClearCredentialsRequest>,
+        request: Request<pb::ClearCredentialsRequest>,
     ) -> Result<Response<pb::CredentialsState>, Status> {
-        Err(Status::unimplemented(
-            "credentials are not available in this build",
-        ))
+        let profile = self.profile(request.get_ref().profile.as_deref()).await?;
+        self.ctx.store.clear_credentials(&profile.name).await?;
+        tracing::info!(profile = profile.name.as_str(), "credentials cleared");
+        Ok(Response::new(pb::CredentialsState {
+            profile: profile.name,
+            credentials_set: false,
+        }))
     }
 
     async fn test_connection(
@@ -166,9 +236,7 @@ impl ConnectionService for ConnectionApi {
         request: Request<pb::TestConnectionRequest>,
     ) -> Result<Response<pb::TestConnectionResponse>, Status> {
         let request = request.into_inner();
-        let profile = self.ctx.backend.active_profile().await.map_err(|e| {
-            Status::failed_precondition(format!("cannot read the active profile: {e}"))
-        })?;
+        let profile = session_profile(&self.profile(request.profile.as_deref()).await?);
         let live = self.ctx.session.status();
         let (endpoint, timeout, derived) = test_target(&request, &profile, &live)?;
         let result = match probe::probe(&endpoint, timeout).await {
@@ -242,10 +310,38 @@ impl ConnectionService for ConnectionApi {
 
     async fn list_events(
         &self,
-        _request: Request<pb::ListEventsRequest>,
+        request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        Err(Status::unimplemented(
-            "connection history is not available in this build",
-        ))
+        let size = match request.get_ref().page_size {
+            0 => DEFAULT_EVENT_PAGE,
+            n if (1..=MAX_EVENT_PAGE).contains(&n) => n,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid page_size: {n} is not between 1 and {MAX_EVENT_PAGE}"
+                )));
+            }
+        };
+        let events = self.ctx.store.recent_events(size as u64).await?;
+        Ok(Response::new(pb::ListEventsResponse {
+            events: events.into_iter().map(event).collect(),
+        }))
+    }
+}
+
+fn event(e: crate::store::ConnectionEvent) -> pb::ConnectionEvent {
+    let state = state_of_kind(&e.kind);
+    let kind = match (state, e.kind.as_str()) {
+        (Some(_), _) => pb::ConnectionEventKind::StateChanged,
+        (None, "error") => pb::ConnectionEventKind::Error,
+        (None, "notice") => pb::ConnectionEventKind::Notice,
+        (None, _) => pb::ConnectionEventKind::Unspecified,
+    };
+    pb::ConnectionEvent {
+        time: Some(convert::timestamp(e.at)),
+        kind: kind as i32,
+        state: state.map_or(pb::ConnectionState::Unspecified, convert::connection_state) as i32,
+        profile: e.profile.unwrap_or_default(),
+        code: e.code,
+        message: e.message,
     }
 }

@@ -5,25 +5,37 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::limits::StreamLimiter;
-use crate::ib::{LinkWatch, Session, SessionBackend};
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::ib::{LinkWatch, Session};
 use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// Shared state handed to each service when the server is assembled. Cheap to clone.
 #[derive(Clone)]
 pub struct ServerContext {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// Seals and opens stored credentials.
+    pub master_key: Arc<MasterKey>,
     /// The IB session: status, connect/disconnect, message pacing.
     pub session: Session,
     /// The live `ibapi` client, `None` while there is none.
     pub link: LinkWatch,
     pub metrics: Arc<Metrics>,
-    /// Concurrent streams per API key; every server stream takes a permit.
+    /// Concurrent streams per API key; every server stream takes a permit
+    /// ([`StreamLimiter::acquire`] with the request's [`super::auth::identity_of`]).
     pub streams: StreamLimiter,
     /// Fires when the server starts shutting down: streams end with `UNAVAILABLE`.
     pub shutdown: CancellationToken,
-    /// Largest request message a service decodes.
-    pub max_request_bytes: usize,
-    /// Where the session reads the active profile from.
-    pub backend: Arc<dyn SessionBackend>,
+}
+
+impl ServerContext {
+    /// Largest request message a service decodes (`server.max_request_bytes`).
+    pub fn max_request_bytes(&self) -> usize {
+        self.config.server.max_request_bytes
+    }
 }
 
 impl std::fmt::Debug for ServerContext {

@@ -5,9 +5,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::ib::state::FarmStatus;
-use crate::ib::{CircuitState, ConnectionState, MarketDataKind, MessagePacer, SessionStatus};
+use crate::ib::{CircuitState, ConnectionState, MessagePacer, SessionStatus};
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
+use crate::store::MarketDataType;
 
 pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -49,23 +50,23 @@ pub fn circuit_state(state: CircuitState) -> pb::CircuitState {
     }
 }
 
-pub fn market_data_type(kind: MarketDataKind) -> pb::MarketDataType {
+pub fn market_data_type(kind: MarketDataType) -> pb::MarketDataType {
     match kind {
-        MarketDataKind::Live => pb::MarketDataType::Live,
-        MarketDataKind::Frozen => pb::MarketDataType::Frozen,
-        MarketDataKind::Delayed => pb::MarketDataType::Delayed,
-        MarketDataKind::DelayedFrozen => pb::MarketDataType::DelayedFrozen,
+        MarketDataType::Live => pb::MarketDataType::Live,
+        MarketDataType::Frozen => pb::MarketDataType::Frozen,
+        MarketDataType::Delayed => pb::MarketDataType::Delayed,
+        MarketDataType::DelayedFrozen => pb::MarketDataType::DelayedFrozen,
     }
 }
 
 /// `None` for `UNSPECIFIED` and unknown values.
-pub fn market_data_kind(value: i32) -> Option<MarketDataKind> {
+pub fn market_data_type_from(value: i32) -> Option<MarketDataType> {
     match pb::MarketDataType::try_from(value).ok()? {
         pb::MarketDataType::Unspecified => None,
-        pb::MarketDataType::Live => Some(MarketDataKind::Live),
-        pb::MarketDataType::Frozen => Some(MarketDataKind::Frozen),
-        pb::MarketDataType::Delayed => Some(MarketDataKind::Delayed),
-        pb::MarketDataType::DelayedFrozen => Some(MarketDataKind::DelayedFrozen),
+        pb::MarketDataType::Live => Some(MarketDataType::Live),
+        pb::MarketDataType::Frozen => Some(MarketDataType::Frozen),
+        pb::MarketDataType::Delayed => Some(MarketDataType::Delayed),
+        pb::MarketDataType::DelayedFrozen => Some(MarketDataType::DelayedFrozen),
     }
 }
 
@@ -148,14 +149,17 @@ mod tests {
     #[test]
     fn market_data_types_map_both_ways() {
         for kind in [
-            MarketDataKind::Live,
-            MarketDataKind::Frozen,
-            MarketDataKind::Delayed,
-            MarketDataKind::DelayedFrozen,
+            MarketDataType::Live,
+            MarketDataType::Frozen,
+            MarketDataType::Delayed,
+            MarketDataType::DelayedFrozen,
         ] {
-            assert_eq!(market_data_kind(market_data_type(kind) as i32), Some(kind));
+            assert_eq!(
+                market_data_type_from(market_data_type(kind) as i32),
+                Some(kind)
+            );
         }
-        assert_eq!(market_data_kind(0), None);
-        assert_eq!(market_data_kind(99), None);
+        assert_eq!(market_data_type_from(0), None);
+        assert_eq!(market_data_type_from(99), None);
     }
 }

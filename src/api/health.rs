@@ -8,16 +8,13 @@ use tonic_health::server::HealthReporter;
 
 use crate::ib::SessionStatus;
 
-/// The names health is reported for: the server as a whole ("") and each service.
-pub const HEALTH_SERVICES: [&str; 3] = [
-    "",
-    "ibstream.v1.ConnectionService",
-    "ibstream.v1.MarketDataService",
-];
+use super::server::SERVED_SERVICES;
 
+/// Reports `status` for the server as a whole ("") and each served service.
 async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
-    for name in HEALTH_SERVICES {
-        reporter.set_service_status(name, status).await;
+    reporter.set_service_status("", status).await;
+    for name in SERVED_SERVICES {
+        reporter.set_service_status(*name, status).await;
     }
 }
 

@@ -2,7 +2,6 @@
 //! graceful shutdown.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,59 +16,32 @@ use super::auth::{AuthLayer, Authenticator, KeyVerifier};
 use super::context::ServerContext;
 use super::health::spawn_health_follower;
 use super::limits::StreamLimiter;
+use super::store_backend::{StoreBackend, StoreKeys};
 use super::trace::RpcTraceLayer;
-use crate::ib::{Session, SessionBackend, SessionSettings};
+use crate::config::{Config, ServerConfig};
+use crate::crypto::MasterKey;
+use crate::ib::{Session, SessionSettings};
 use crate::metrics::Metrics;
+use crate::store::Store;
 
 /// How long in-flight calls may take to finish once shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A certificate chain and its private key, both PEM files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// Network-facing settings of the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSettings {
-    pub listen: SocketAddr,
-    pub tls: Option<TlsFiles>,
-    /// Serve a non-loopback address without API keys.
-    pub insecure_no_auth: bool,
-    pub max_request_bytes: usize,
-    /// Concurrent streams one API key may hold; 0: no limit.
-    pub max_streams_per_key: usize,
-    /// Bound on each unary call (streams are not cut).
-    pub unary_timeout: Duration,
-    pub keepalive_interval: Duration,
-    pub keepalive_timeout: Duration,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        ServerSettings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            tls: None,
-            insecure_no_auth: false,
-            max_request_bytes: 4 * 1024 * 1024,
-            max_streams_per_key: 64,
-            unary_timeout: Duration::from_secs(30),
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Everything the server is started with.
 pub struct ServerOptions {
-    pub settings: ServerSettings,
+    /// The effective configuration (`server.*` is used here).
+    pub config: Config,
+    pub store: Store,
+    /// Unlocked master key of `store` (see [`crate::crypto::unlock`]).
+    pub master_key: MasterKey,
+    /// Timings of the session's machinery.
     pub session: SessionSettings,
-    pub backend: Arc<dyn SessionBackend>,
-    pub keys: Arc<dyn KeyVerifier>,
-    /// Connect at start-up (the active profile's `connect_on_start`).
-    pub connect_on_start: bool,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions").finish_non_exhaustive()
+    }
 }
 
 /// A running server.
@@ -100,7 +72,7 @@ impl Server {
         options: ServerOptions,
         listener: Option<TcpListener>,
     ) -> anyhow::Result<ServerHandle> {
-        let settings = options.settings.clone();
+        let settings = options.config.server.clone();
         let listener = match listener {
             Some(listener) => listener,
             None => TcpListener::bind(settings.listen)
@@ -108,21 +80,29 @@ impl Server {
                 .with_context(|| format!("cannot listen on {}", settings.listen))?,
         };
         let addr = listener.local_addr().context("listener has no address")?;
-        check_exposure(&settings, addr, options.keys.keys_required().await)?;
-        let tls = load_tls(settings.tls.as_ref())?;
+        let keys = Arc::new(StoreKeys::new(options.store.clone()));
+        check_exposure(&settings, addr, keys.keys_required().await)?;
+        let tls = load_tls(&settings)?;
+        let connect_on_start = options
+            .store
+            .active_profile()
+            .await
+            .context("cannot read the active profile")?
+            .connect_on_start;
 
         let metrics = Arc::new(Metrics::default());
-        let (session, session_task) =
-            Session::start(options.backend.clone(), options.session, metrics.clone());
+        let backend = Arc::new(StoreBackend::new(options.store.clone()));
+        let (session, session_task) = Session::start(backend, options.session, metrics.clone());
         let shutdown = CancellationToken::new();
         let ctx = ServerContext {
+            config: Arc::new(options.config),
+            store: options.store,
+            master_key: Arc::new(options.master_key),
             link: session.link(),
             session,
             metrics,
-            streams: StreamLimiter::new(settings.max_streams_per_key),
+            streams: StreamLimiter::new(settings.max_streams_per_key as usize),
             shutdown: shutdown.clone(),
-            max_request_bytes: settings.max_request_bytes,
-            backend: options.backend,
         };
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -131,14 +111,10 @@ impl Server {
             ctx.session.watch_status(),
             shutdown.clone(),
         );
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1 = reflection()
             .build_v1()
             .context("building the reflection service")?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1alpha = reflection()
             .build_v1alpha()
             .context("building the reflection service")?;
 
@@ -146,6 +122,7 @@ impl Server {
             .timeout(settings.unary_timeout)
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .http2_keepalive_timeout(Some(settings.keepalive_timeout));
+        let tls_enabled = tls.is_some();
         if let Some(tls) = tls {
             builder = builder
                 .tls_config(tls)
@@ -153,7 +130,7 @@ impl Server {
         }
         let router = builder
             .layer(RpcTraceLayer)
-            .layer(AuthLayer::new(Authenticator::new(options.keys)))
+            .layer(AuthLayer::new(Authenticator::new(keys)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -167,9 +144,9 @@ impl Server {
                 .serve_with_incoming_shutdown(incoming, signal.cancelled_owned())
                 .await
         });
-        tracing::info!(%addr, tls = settings.tls.is_some(), "gRPC server listening");
+        tracing::info!(%addr, tls = tls_enabled, "gRPC server listening");
 
-        if options.connect_on_start {
+        if connect_on_start {
             let session = ctx.session.clone();
             tokio::spawn(async move {
                 if let Err(err) = session.connect().await {
@@ -187,9 +164,28 @@ impl Server {
     }
 }
 
+/// The gRPC services the server registers, as reflection lists them. A service added
+/// to the router is added here too (health reports on the same names).
+pub const SERVED_SERVICES: &[&str] = &["ibstream.v1.ConnectionService"];
+
+/// Reflection over ibstream's descriptors, listing what is served (the descriptor set
+/// also holds the simulator's control service, which this server does not serve).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+    for name in SERVED_SERVICES {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
 /// Refuses to expose an unauthenticated server beyond loopback.
 fn check_exposure(
-    settings: &ServerSettings,
+    settings: &ServerConfig,
     addr: SocketAddr,
     keys_required: bool,
 ) -> anyhow::Result<()> {
@@ -215,12 +211,17 @@ fn check_exposure(
     )
 }
 
-fn load_tls(files: Option<&TlsFiles>) -> anyhow::Result<Option<ServerTlsConfig>> {
-    let Some(files) = files else { return Ok(None) };
-    let cert = std::fs::read(&files.cert)
-        .with_context(|| format!("cannot read TLS certificate {}", files.cert.display()))?;
-    let key = std::fs::read(&files.key)
-        .with_context(|| format!("cannot read TLS key {}", files.key.display()))?;
+/// TLS when both a certificate and a key are configured.
+fn load_tls(settings: &ServerConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (cert, key) = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => return Ok(None),
+        _ => anyhow::bail!("TLS needs both server.tls_cert and server.tls_key"),
+    };
+    let cert = std::fs::read(cert)
+        .with_context(|| format!("cannot read TLS certificate {}", cert.display()))?;
+    let key =
+        std::fs::read(key).with_context(|| format!("cannot read TLS key {}", key.display()))?;
     let identity = tonic::transport::Identity::from_pem(cert, key);
     Ok(Some(ServerTlsConfig::new().identity(identity)))
 }

@@ -3,7 +3,9 @@
 
 use tonic::Status;
 
+use crate::crypto::CryptoError;
 use crate::ib::{ConnectFailure, ConnectFailureKind, SessionError};
+use crate::store::{StoreError, ValidationError};
 
 impl From<SessionError> for Status {
     fn from(err: SessionError) -> Status {
@@ -33,6 +35,43 @@ impl From<ConnectFailure> for Status {
     }
 }
 
+impl From<ValidationError> for Status {
+    fn from(err: ValidationError) -> Status {
+        Status::invalid_argument(err.to_string())
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(err: StoreError) -> Status {
+        match err {
+            StoreError::NotFound { .. } => Status::not_found(err.to_string()),
+            StoreError::Conflict(_) => Status::failed_precondition(err.to_string()),
+            StoreError::Invalid(invalid) => invalid.into(),
+            StoreError::Corrupt { .. } => {
+                tracing::error!(error = %err, "stored data is corrupt");
+                Status::internal(err.to_string())
+            }
+            other => {
+                // The source may carry connection details; it goes to the log only.
+                tracing::error!(error = ?other, "database failure");
+                Status::unavailable("the database is unavailable; try again")
+            }
+        }
+    }
+}
+
+impl From<CryptoError> for Status {
+    fn from(err: CryptoError) -> Status {
+        match err {
+            CryptoError::Store(store) => store.into(),
+            other => {
+                tracing::error!(error = %other, "credential sealing failed");
+                Status::internal("credentials could not be sealed or opened with the master key")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +93,29 @@ mod tests {
         let status = Status::from(SessionError::ConnectFailed(in_use));
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert!(status.message().contains("client id 3"));
+    }
+
+    #[test]
+    fn store_errors_map_to_actionable_codes() {
+        let missing = Status::from(StoreError::NotFound {
+            what: "profile",
+            name: "paper".into(),
+        });
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+        assert!(missing.message().contains("paper"));
+        let bad = Status::from(StoreError::Invalid(ValidationError::new(
+            "port",
+            "must be between 1 and 65535",
+        )));
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(bad.message().contains("port"));
+        assert_eq!(
+            Status::from(StoreError::Conflict("active".into())).code(),
+            tonic::Code::FailedPrecondition
+        );
+        assert_eq!(
+            Status::from(CryptoError::WrongKey).code(),
+            tonic::Code::Internal
+        );
     }
 }

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod keys;
+pub mod serve;
 
 /// gRPC market-data server for Interactive Brokers.
 #[derive(Debug, Parser)]
@@ -17,11 +18,14 @@ pub struct Cli {
 pub enum Command {
     /// Create, list and revoke API keys.
     Keys(keys::Args),
+    /// Run the gRPC server.
+    Serve(serve::Args),
 }
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keys(args) => keys::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 use super::connector::Endpoint;
-use super::state::{ConnectionState, MarketDataKind};
+use super::state::ConnectionState;
+use crate::store::MarketDataType;
 
 /// The parameters of one session, read from the active profile before every attempt so
 /// that edited settings take effect on the next (re)connect.
@@ -22,7 +23,7 @@ pub struct SessionProfile {
     /// Consecutive failures before the circuit breaker opens.
     pub retry_attempts: u32,
     pub message_rate: u32,
-    pub market_data_type: MarketDataKind,
+    pub market_data_type: MarketDataType,
 }
 
 /// What kind of thing happened.

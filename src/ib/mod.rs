@@ -30,4 +30,4 @@ pub use error::SessionError;
 pub use link::{Link, LinkWatch};
 pub use pacer::MessagePacer;
 pub use session::{Session, SessionSettings};
-pub use state::{CircuitState, ConnectionState, MarketDataKind, SessionStatus};
+pub use state::{CircuitState, ConnectionState, SessionStatus};

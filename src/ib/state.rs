@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::store::MarketDataType;
+
 /// The session's state machine:
 /// `Disconnected → Connecting → Connected → Reconnecting → … (Failed while the circuit is open)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,28 +83,6 @@ pub struct FarmStatus {
     pub time: OffsetDateTime,
 }
 
-/// Which market data the session asks IB for after every (re)connect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MarketDataKind {
-    #[default]
-    Live,
-    Frozen,
-    Delayed,
-    DelayedFrozen,
-}
-
-impl MarketDataKind {
-    pub(crate) fn to_ibapi(self) -> ibapi::market_data::MarketDataType {
-        use ibapi::market_data::MarketDataType as T;
-        match self {
-            MarketDataKind::Live => T::Realtime,
-            MarketDataKind::Frozen => T::Frozen,
-            MarketDataKind::Delayed => T::Delayed,
-            MarketDataKind::DelayedFrozen => T::DelayedFrozen,
-        }
-    }
-}
-
 /// Everything the session publishes about itself. Counters that change on every message
 /// (messages sent, rate-limiter delay, lines) live in [`crate::metrics::Metrics`] and are
 /// read when a status is rendered.
@@ -136,7 +116,7 @@ pub struct SessionStatus {
     pub ib_connectivity_lost: bool,
     /// Increases with every (re)established session.
     pub generation: u64,
-    pub market_data_type: MarketDataKind,
+    pub market_data_type: MarketDataType,
     /// Messages per second allowed by the active rate limiter.
     pub message_rate: u32,
 }
@@ -164,7 +144,7 @@ impl SessionStatus {
             competing_session: false,
             ib_connectivity_lost: false,
             generation: 0,
-            market_data_type: MarketDataKind::Live,
+            market_data_type: MarketDataType::Live,
             message_rate: 0,
         }
     }

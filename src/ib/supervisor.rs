@@ -31,6 +31,7 @@ use super::reporter::Reporter;
 use super::session::{Command, Reply, SessionSettings};
 use super::state::{CircuitState, ConnectionState, SessionStatus};
 use crate::metrics::Metrics;
+use crate::store::MarketDataType;
 
 /// How long closing a client may take before it is abandoned.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -296,7 +297,7 @@ impl Supervisor {
         self.pacer.reset(profile.message_rate);
         self.pacer.note_send();
         if let Err(err) = client
-            .switch_market_data_type(profile.market_data_type.to_ibapi())
+            .switch_market_data_type(ibapi_market_data_type(profile.market_data_type))
             .await
         {
             self.report.error(
@@ -537,6 +538,16 @@ impl Supervisor {
         });
         self.report
             .set_state(ConnectionState::Disconnected, "server shutting down");
+    }
+}
+
+fn ibapi_market_data_type(kind: MarketDataType) -> ibapi::market_data::MarketDataType {
+    use ibapi::market_data::MarketDataType as T;
+    match kind {
+        MarketDataType::Live => T::Realtime,
+        MarketDataType::Frozen => T::Frozen,
+        MarketDataType::Delayed => T::Delayed,
+        MarketDataType::DelayedFrozen => T::DelayedFrozen,
     }
 }
 

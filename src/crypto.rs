@@ -23,5 +23,7 @@ pub use api_key::{
 pub use credentials::{Credentials, SealedCredentials};
 pub use error::CryptoError;
 pub use master_key::{KdfParams, MasterKey};
-pub use source::{MASTER_KEY_ENV, MASTER_KEY_FILE_NAME, MasterKeySource, MasterSecret};
+pub use source::{
+    MASTER_KEY_ENV, MASTER_KEY_FILE_NAME, MasterKeySource, MasterSecret, create_private_dir,
+};
 pub use unlock::{unlock, unlock_from};

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod keys;
 pub mod serve;
+pub mod sim;
 
 /// gRPC market-data server for Interactive Brokers.
 #[derive(Debug, Parser)]
@@ -16,6 +17,8 @@ pub struct Cli {
 /// Every subcommand has its own module with an `Args` struct and a `run` function.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a simulated IB Gateway (TWS API) with a gRPC control plane.
+    Sim(sim::Args),
     /// Create, list and revoke API keys.
     Keys(keys::Args),
     /// Run the gRPC server.
@@ -25,6 +28,7 @@ pub enum Command {
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Sim(args) => sim::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Serve(args) => serve::run(args).await,
     }

@@ -103,7 +103,7 @@ fn load_or_create_file(path: &Path) -> Result<MasterSecret, CryptoError> {
 /// Creates `path` exclusively, owner read/write only, with a random base64 secret.
 fn create_key_file(path: &Path) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)?;
+        create_private_dir(parent)?;
     }
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -126,6 +126,19 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
         let _ = fs::remove_file(path);
     }
     written
+}
+
+/// Creates `dir` and its parents; new directories are mode 0700 on Unix. An existing
+/// directory keeps its permissions.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 #[cfg(unix)]

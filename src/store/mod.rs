@@ -56,6 +56,14 @@ impl Store {
         // Statements would otherwise be logged with their parameters, sealed blobs and
         // key hashes included.
         options.sqlx_logging(false);
+        // The server and `ibstream keys` may use one SQLite file at once: WAL lets
+        // readers go on beside a writer, and a writer waits for the lock rather than
+        // failing at once.
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(10))
+        });
         let db = Database::connect(options)
             .await
             .map_err(StoreError::Connect)?;
@@ -66,9 +74,9 @@ impl Store {
     }
 
     /// Opens (creating if needed) the SQLite database [`SQLITE_FILE_NAME`] in `dir`,
-    /// creating the directory too.
+    /// creating the directory too (owner-only on Unix: it also holds the key file).
     pub async fn open_in_data_dir(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        crate::crypto::create_private_dir(dir).map_err(|source| StoreError::DataDir {
             path: dir.to_owned(),
             source,
         })?;

@@ -1,13 +1,14 @@
 //! Settings-profile queries. The invariant "exactly one profile is active" is kept by
-//! running every change inside a transaction, with a partial unique index on `active`
-//! as the database's own guard against a concurrent writer.
+//! running every change inside a transaction that first locks the profile rows
+//! (PostgreSQL; SQLite serialises writers anyway), with a partial unique index on
+//! `active` as the database's own last guard.
 
 use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
 use super::entity::{credentials, profile as row};
@@ -48,6 +49,7 @@ impl Store {
     pub async fn save_profile(&self, profile: &Profile) -> Result<Profile, StoreError> {
         profile.validate()?;
         let txn = self.db().begin().await?;
+        lock_profiles(&txn).await?;
         let existing = row::Entity::find()
             .filter(row::Column::Name.eq(&profile.name))
             .one(&txn)
@@ -83,6 +85,7 @@ impl Store {
     /// Makes `name` the active profile and every other one inactive.
     pub async fn activate_profile(&self, name: &str) -> Result<Profile, StoreError> {
         let txn = self.db().begin().await?;
+        lock_profiles(&txn).await?;
         let target = find_by_name(&txn, name).await?;
         if target.active {
             return to_profile(target);
@@ -103,6 +106,7 @@ impl Store {
     /// deleted: activate another one first.
     pub async fn delete_profile(&self, name: &str) -> Result<(), StoreError> {
         let txn = self.db().begin().await?;
+        lock_profiles(&txn).await?;
         let target = find_by_name(&txn, name).await?;
         if target.active {
             return Err(StoreError::Conflict(format!(
@@ -169,6 +173,22 @@ pub(super) async fn find_by_name(
         .one(db)
         .await?
         .ok_or_else(|| StoreError::not_found("profile", name))
+}
+
+/// Serialises concurrent profile changes: without it two activations racing under
+/// READ COMMITTED would each see the other's target as inactive, and one would fail on
+/// the unique index instead of simply going second.
+async fn lock_profiles(db: &impl ConnectionTrait) -> Result<(), StoreError> {
+    row::Entity::find()
+        .select_only()
+        .column(row::Column::Id)
+        // One global order, so two lockers cannot each hold a row the other wants.
+        .order_by_asc(row::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<i32>()
+        .all(db)
+        .await?;
+    Ok(())
 }
 
 async fn deactivate_all_but(db: &impl ConnectionTrait, name: &str) -> Result<(), StoreError> {

@@ -122,7 +122,12 @@ pub fn init_logging(log: &LogConfig) -> anyhow::Result<()> {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+    if installed.is_err() {
+        // A host that installed its own subscriber first (an embedding program, a test
+        // capturing logs) keeps it.
+        tracing::debug!("a tracing subscriber is already installed; keeping it");
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

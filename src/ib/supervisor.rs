@@ -261,10 +261,15 @@ impl Supervisor {
             s.circuit = circuit;
             s.next_retry = None;
         });
-        let (state, reason) = if self.was_connected {
-            (ConnectionState::Reconnecting, "reconnecting to the gateway")
+        let state = if self.was_connected {
+            ConnectionState::Reconnecting
         } else {
-            (ConnectionState::Connecting, "connecting to the gateway")
+            ConnectionState::Connecting
+        };
+        let reason = match (circuit, self.was_connected) {
+            (CircuitState::HalfOpen, _) => "circuit breaker half-open: probing the gateway",
+            (_, true) => "reconnecting to the gateway",
+            (_, false) => "connecting to the gateway",
         };
         self.report.set_state(state, reason);
         tracing::debug!(address = %profile.endpoint.address(), client_id = profile.endpoint.client_id, ?circuit, "connection attempt");

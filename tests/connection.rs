@@ -1,0 +1,20 @@
+//! ConnectionService, the IB session, access control and the server's lifecycle, against
+//! the simulated gateway over real sockets with real tonic clients.
+
+#[path = "connection/harness.rs"]
+mod harness;
+
+#[path = "connection/access.rs"]
+mod access;
+#[path = "connection/grpcurl.rs"]
+mod grpcurl;
+#[path = "connection/lifecycle.rs"]
+mod lifecycle;
+#[path = "connection/secrets.rs"]
+mod secrets;
+#[path = "connection/session.rs"]
+mod session;
+#[path = "connection/settings.rs"]
+mod settings;
+#[path = "connection/test_connection.rs"]
+mod test_connection;

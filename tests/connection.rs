@@ -10,6 +10,8 @@ mod access;
 mod grpcurl;
 #[path = "connection/lifecycle.rs"]
 mod lifecycle;
+#[path = "connection/notices.rs"]
+mod notices;
 #[path = "connection/secrets.rs"]
 mod secrets;
 #[path = "connection/session.rs"]

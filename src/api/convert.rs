@@ -126,6 +126,7 @@ pub fn connection_status(
         competing_session: status.competing_session,
         generation: status.generation,
         market_data_type: market_data_type(status.market_data_type) as i32,
+        ib_connectivity_lost: status.ib_connectivity_lost,
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`auth`]: API keys and scopes as a tower layer; [`limits`]: streams per key.
 //! - [`connection`]: `ConnectionService`; [`settings`]: profiles and field masks;
 //!   [`watch`]: the status stream.
-//! - [`health`]: `grpc.health.v1` following the IB session; [`trace`]: a span per RPC.
+//! - [`health`]: `grpc.health.v1` following the IB session; [`trace`]: a span per RPC;
+//!   [`deadline`]: the unary-call deadline.
 //! - [`convert`]: domain types to protobuf; [`status`]: domain errors to `tonic::Status`.
 //! - [`store_backend`]: the store behind the session and the auth layer.
 
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod connection;
 pub mod context;
 pub mod convert;
+pub mod deadline;
 pub mod health;
 pub mod limits;
 pub mod server;

@@ -14,6 +14,7 @@ use tonic::transport::{Server as TonicServer, ServerTlsConfig};
 
 use super::auth::{AuthLayer, Authenticator, KeyVerifier};
 use super::context::ServerContext;
+use super::deadline::UnaryDeadlineLayer;
 use super::health::spawn_health_follower;
 use super::limits::StreamLimiter;
 use super::store_backend::{StoreBackend, StoreKeys};
@@ -119,7 +120,6 @@ impl Server {
             .context("building the reflection service")?;
 
         let mut builder = TonicServer::builder()
-            .timeout(settings.unary_timeout)
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .http2_keepalive_timeout(Some(settings.keepalive_timeout));
         let tls_enabled = tls.is_some();
@@ -131,6 +131,7 @@ impl Server {
         let router = builder
             .layer(RpcTraceLayer)
             .layer(AuthLayer::new(Authenticator::new(keys)))
+            .layer(UnaryDeadlineLayer::new(settings.unary_timeout))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -2,14 +2,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Server, ServerOptions};
-use crate::config::{ConfigArgs, ConfigOverrides, ENV_VARS, LogConfig, LogFormat};
+use crate::config::{ConfigArgs, ConfigOverrides, ENV_VARS, LogConfig, LogFormat, duration};
 use crate::crypto::{MasterKeySource, unlock_from};
 use crate::ib::SessionSettings;
+use crate::ib::backoff::Backoff;
+use crate::ib::health::HealthSettings;
 use crate::store::Store;
 
 /// Serve ConnectionService and MarketDataService over gRPC.
@@ -43,6 +46,55 @@ pub struct Args {
     /// `tracing` filter directives, e.g. `info,ibstream=debug`.
     #[arg(long, value_name = "FILTER")]
     log_filter: Option<String>,
+    #[command(flatten)]
+    session: SessionArgs,
+}
+
+/// Timings of the IB session's own machinery (the gateway's address, client id, retry
+/// attempts and rate come from the active settings profile).
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "IB session")]
+struct SessionArgs {
+    /// How often the health monitor asks the gateway for its time.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    health_interval: Duration,
+    /// How long each health check waits for the answer.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
+    health_timeout: Duration,
+    /// Unanswered health checks in a row after which the connection counts as lost.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    health_misses: u32,
+    /// First delay between reconnection attempts (doubles up to --backoff-cap, jittered).
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = duration::parse)]
+    backoff_base: Duration,
+    /// Longest delay between reconnection attempts.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse)]
+    backoff_cap: Duration,
+    /// How long the circuit breaker stays open before letting one attempt through.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration::parse)]
+    circuit_cooldown: Duration,
+    /// Reconnection attempts the IB client library makes by itself after a drop.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    library_reconnect_attempts: u32,
+}
+
+impl SessionArgs {
+    fn settings(&self) -> SessionSettings {
+        SessionSettings {
+            health: HealthSettings {
+                interval: self.health_interval,
+                timeout: self.health_timeout,
+                max_missed: self.health_misses.max(1),
+            },
+            backoff: Backoff {
+                base: self.backoff_base,
+                cap: self.backoff_cap.max(self.backoff_base),
+            },
+            circuit_cooldown: self.circuit_cooldown,
+            library_reconnect_attempts: self.library_reconnect_attempts,
+            ..SessionSettings::default()
+        }
+    }
 }
 
 fn layering_help() -> String {
@@ -52,10 +104,10 @@ fn layering_help() -> String {
          Environment variables:\n",
     );
     for var in ENV_VARS {
-        help.push_str(&format!("  {:<26} {}\n", var.name, var.field));
+        help.push_str(&format!("  {:<38} {}\n", var.name, var.field));
     }
     help.push_str(
-        "  IBSTREAM_MASTER_KEY        the master secret itself (instead of the key file)\n\n\
+        "  IBSTREAM_MASTER_KEY                    the master secret itself (instead of the key file)\n\n\
          Access: clients send `authorization: Bearer <key>` with keys made by `ibstream keys \
          create`. Without any key the server only listens on loopback (with a warning), unless \
          --insecure-no-auth.\n\
@@ -93,7 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             config,
             store,
             master_key,
-            session: SessionSettings::default(),
+            session: args.session.settings(),
         },
         None,
     )

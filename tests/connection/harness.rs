@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Upper bound for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -54,6 +55,8 @@ pub struct Setup {
     pub retry_attempts: u32,
     pub session: SessionSettings,
     pub max_streams_per_key: u32,
+    pub max_request_bytes: usize,
+    pub unary_timeout: Duration,
     pub sim: SimConfig,
 }
 
@@ -64,6 +67,8 @@ impl Default for Setup {
             retry_attempts: 5,
             session: fast_session(),
             max_streams_per_key: 100,
+            max_request_bytes: 4 * 1024 * 1024,
+            unary_timeout: Duration::from_secs(20),
             sim: SimConfig {
                 tick_interval: Duration::from_millis(50),
                 ..SimConfig::default()
@@ -170,7 +175,8 @@ async fn start_server(store: &Store, setup: &Setup) -> ServerHandle {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
     config.server.max_streams_per_key = setup.max_streams_per_key;
-    config.server.unary_timeout = Duration::from_secs(20);
+    config.server.unary_timeout = setup.unary_timeout;
+    config.server.max_request_bytes = setup.max_request_bytes;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     Server::start(
         ServerOptions {
@@ -276,7 +282,8 @@ pub fn capture_logs() {
             .with_ansi(false)
             .with_writer(move || BufferWriter(buffer.clone()))
             .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
+        // Also bridges the `log` records of the IB client library.
+        let _ = subscriber.try_init();
     });
 }
 

@@ -20,3 +20,5 @@ mod session;
 mod settings;
 #[path = "connection/test_connection.rs"]
 mod test_connection;
+#[path = "connection/tls.rs"]
+mod tls;

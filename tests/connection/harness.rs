@@ -57,6 +57,8 @@ pub struct Setup {
     pub max_streams_per_key: u32,
     pub max_request_bytes: usize,
     pub unary_timeout: Duration,
+    /// PEM certificate chain and key: serve over TLS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub sim: SimConfig,
 }
 
@@ -69,6 +71,7 @@ impl Default for Setup {
             max_streams_per_key: 100,
             max_request_bytes: 4 * 1024 * 1024,
             unary_timeout: Duration::from_secs(20),
+            tls: None,
             sim: SimConfig {
                 tick_interval: Duration::from_millis(50),
                 ..SimConfig::default()
@@ -177,6 +180,10 @@ async fn start_server(store: &Store, setup: &Setup) -> ServerHandle {
     config.server.max_streams_per_key = setup.max_streams_per_key;
     config.server.unary_timeout = setup.unary_timeout;
     config.server.max_request_bytes = setup.max_request_bytes;
+    if let Some((cert, key)) = &setup.tls {
+        config.server.tls_cert = Some(cert.clone());
+        config.server.tls_key = Some(key.clone());
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     Server::start(
         ServerOptions {

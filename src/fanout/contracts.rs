@@ -10,7 +10,6 @@ use futures::future::BoxFuture;
 use super::error::FanoutError;
 use super::source::MarketDataSource;
 use super::types::{ChainParams, ContractDetails, ContractSpec, Right, SecType, SymbolMatch};
-use crate::metrics::Metrics;
 
 /// Durable cache of contract details (the store's contract table in production).
 pub trait ContractStore: Send + Sync + 'static {
@@ -22,7 +21,6 @@ pub trait ContractStore: Send + Sync + 'static {
 pub struct Contracts {
     source: Arc<dyn MarketDataSource>,
     store: Option<Arc<dyn ContractStore>>,
-    metrics: Arc<Metrics>,
     deadline: Duration,
     memory: Mutex<HashMap<String, Arc<ContractDetails>>>,
     /// Option contracts listed per underlying, expiry and right (memory only: listings change).
@@ -43,13 +41,11 @@ impl Contracts {
     pub fn new(
         source: Arc<dyn MarketDataSource>,
         store: Option<Arc<dyn ContractStore>>,
-        metrics: Arc<Metrics>,
         deadline: Duration,
     ) -> Contracts {
         Contracts {
             source,
             store,
-            metrics,
             deadline,
             memory: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
@@ -72,7 +68,6 @@ impl Contracts {
         {
             return Ok(self.remember(&key, Arc::new(details)));
         }
-        self.metrics.ib_messages_sent.inc();
         let found = self.source.contract_details(spec, self.deadline).await?;
         let first = found.into_iter().next().ok_or_else(|| {
             FanoutError::NotFound(format!("no contract matches {}", describe(spec)))
@@ -119,7 +114,6 @@ impl Contracts {
         if let Some(hit) = lock(&self.listings).get(&key).cloned() {
             return Ok(hit);
         }
-        self.metrics.ib_messages_sent.inc();
         let found = self.source.contract_details(&query, self.deadline).await?;
         let mut options: Vec<Arc<ContractDetails>> = found
             .into_iter()
@@ -149,7 +143,6 @@ impl Contracts {
         if let Some(hit) = lock(&self.chains).get(&con_id).cloned() {
             return Ok(hit);
         }
-        self.metrics.ib_messages_sent.inc();
         let params = self
             .source
             .option_params(&underlying.contract, self.deadline)
@@ -167,7 +160,6 @@ impl Contracts {
 
     /// Symbols matching a pattern.
     pub async fn search(&self, pattern: &str) -> Result<Vec<SymbolMatch>, FanoutError> {
-        self.metrics.ib_messages_sent.inc();
         Ok(self.source.matching_symbols(pattern, self.deadline).await?)
     }
 }

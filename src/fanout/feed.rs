@@ -141,7 +141,6 @@ impl Feed {
                 .await
             {
                 Ok(stream) => {
-                    self.metrics.ib_messages_sent.inc();
                     st.awaiting_fresh = true;
                     self.pump(stream, generation, &mut link, &mut farms, &mut st)
                         .await

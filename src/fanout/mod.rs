@@ -13,6 +13,9 @@
 pub mod contracts;
 pub mod error;
 pub mod feed;
+pub mod ib_convert;
+pub mod ib_source;
+pub mod pacer;
 pub mod reader;
 pub mod registry;
 pub mod source;
@@ -26,6 +29,7 @@ mod tests;
 
 pub use error::FanoutError;
 pub use feed::{FeedStatus, FeedView};
+pub use ib_source::IbSource;
 pub use reader::{Reader, ReaderEvent, StatusKind};
 pub use registry::{Fanout, FanoutSettings, FeedRef, LineUsage, SubscriptionInfo};
 pub use source::{FarmNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream};

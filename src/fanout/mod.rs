@@ -10,9 +10,12 @@
 //! - [`contracts`]: contract look-ups through a memory and store cache.
 //! - [`tick`], [`types`]: the domain, free of tonic and ibapi types.
 
+pub mod chain;
+pub mod chain_window;
 pub mod contracts;
 pub mod error;
 pub mod feed;
+pub mod greeks_calc;
 pub mod ib_convert;
 pub mod ib_source;
 pub mod pacer;
@@ -27,8 +30,11 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use chain::{ChainEvent, ChainRequest, Chains};
+pub use chain_window::StrikeSelection;
 pub use error::FanoutError;
 pub use feed::{FeedStatus, FeedView};
+pub use greeks_calc::GreeksParams;
 pub use ib_source::IbSource;
 pub use reader::{Reader, ReaderEvent, StatusKind};
 pub use registry::{Fanout, FanoutSettings, FeedRef, LineUsage, SubscriptionInfo};

@@ -355,3 +355,87 @@ fn farm_names_map_to_the_instruments_they_serve() {
     assert_eq!(FarmKind::from_farm_name("ushmds"), None);
     assert_eq!(FarmKind::from_farm_name("secdefnj"), None);
 }
+
+#[tokio::test]
+async fn greeks_are_computed_here_when_ib_sends_none() {
+    use crate::fanout::greeks_calc::option_greeks;
+    use crate::fanout::tick::OptionComputation;
+    let source = FakeSource::new();
+    let (fanout, metrics) = fanout(&source, FanoutSettings::default());
+    let expiry = {
+        let d = time::OffsetDateTime::now_utc().date() + time::Duration::days(60);
+        format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day())
+    };
+    let mut c = (*option(9)).clone();
+    c.expiry = expiry.clone();
+    let contract = Arc::new(c);
+    let mut reader = Reader::new(metrics.clone(), false);
+    reader.add(
+        fanout
+            .acquire(&[contract.clone()], false)
+            .unwrap()
+            .remove(0),
+        false,
+    );
+    settle().await;
+    source.tick(9, Tick::Price(PriceField::Bid, 30.0));
+    source.tick(9, Tick::Price(PriceField::Ask, 32.0));
+    // IB's model with sentinels only: nothing usable.
+    source.tick(
+        9,
+        Tick::OptionModel(OptionComputation {
+            implied_volatility: Some(-1.0),
+            delta: Some(-2.0),
+            gamma: Some(-2.0),
+            vega: Some(-2.0),
+            theta: Some(-2.0),
+            underlying_price: Some(-1.0),
+            option_price: Some(-1.0),
+        }),
+    );
+    let mut view = next_update(&mut reader).await.1;
+    while view.quote.ask.is_none() || view.extras.model.is_none() {
+        view = next_update(&mut reader).await.1;
+    }
+    let params = GreeksParams {
+        risk_free_rate: 0.04,
+        dividend_yield: 0.01,
+    };
+    let now = std::time::SystemTime::now();
+    let g = option_greeks(&contract, &view, Some(520.0), &params, now).expect("computed greeks");
+    assert_eq!(g.source, GreeksSource::Computed);
+    let (iv, delta) = (g.implied_volatility.unwrap(), g.delta.unwrap());
+    assert!(iv > 0.0 && iv < 5.0, "iv {iv}");
+    assert!(delta > 0.0 && delta < 1.0, "call delta {delta}");
+    assert!(g.gamma.unwrap() > 0.0 && g.vega.unwrap() > 0.0);
+    assert_eq!(g.option_price, Some(31.0));
+    // The model price at the implied volatility is the mid price.
+    let inputs = crate::greeks::OptionInputs {
+        kind: crate::greeks::OptionKind::Call,
+        spot: 520.0,
+        strike: 500.0,
+        time: crate::fanout::greeks_calc::years_to_expiry(&expiry, now).unwrap(),
+        rate: 0.04,
+        dividend_yield: 0.01,
+    };
+    let price = crate::greeks::price(&inputs, iv).unwrap();
+    assert!((price - 31.0).abs() < 1e-6, "{price}");
+
+    // A complete model from IB is passed through untouched.
+    source.tick(
+        9,
+        Tick::OptionModel(OptionComputation {
+            implied_volatility: Some(0.2),
+            delta: Some(0.6),
+            gamma: Some(0.01),
+            vega: Some(0.5),
+            theta: Some(-0.02),
+            underlying_price: Some(520.0),
+            option_price: Some(121.0),
+        }),
+    );
+    let view = next_update(&mut reader).await.1;
+    let g = option_greeks(&contract, &view, Some(520.0), &params, now).unwrap();
+    assert_eq!(g.source, GreeksSource::IbModel);
+    assert_eq!(g.delta, Some(0.6));
+}

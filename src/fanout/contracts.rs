@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::error::FanoutError;
-use super::source::MarketDataSource;
+use super::source::{MarketDataSource, SourceError};
 use super::types::{ChainParams, ContractDetails, ContractSpec, Right, SecType, SymbolMatch};
 
 /// Durable cache of contract details (the store's contract table in production).
@@ -114,7 +114,9 @@ impl Contracts {
         if let Some(hit) = lock(&self.listings).get(&key).cloned() {
             return Ok(hit);
         }
-        let found = self.source.contract_details(&query, self.deadline).await?;
+        let found = self
+            .with_link(|| self.source.contract_details(&query, self.deadline))
+            .await?;
         let mut options: Vec<Arc<ContractDetails>> = found
             .into_iter()
             .filter(|d| d.contract.strike.is_some() && d.contract.con_id > 0)
@@ -144,8 +146,10 @@ impl Contracts {
             return Ok(hit);
         }
         let params = self
-            .source
-            .option_params(&underlying.contract, self.deadline)
+            .with_link(|| {
+                self.source
+                    .option_params(&underlying.contract, self.deadline)
+            })
             .await?;
         if params.is_empty() {
             return Err(FanoutError::NotFound(format!(
@@ -160,7 +164,29 @@ impl Contracts {
 
     /// Symbols matching a pattern.
     pub async fn search(&self, pattern: &str) -> Result<Vec<SymbolMatch>, FanoutError> {
-        Ok(self.source.matching_symbols(pattern, self.deadline).await?)
+        Ok(self
+            .with_link(|| self.source.matching_symbols(pattern, self.deadline))
+            .await?)
+    }
+
+    /// Runs a look-up; if there is no session, waits (within the deadline) for one and
+    /// tries once more, so a request arriving during a reconnect is served, not refused.
+    async fn with_link<T, F>(&self, request: impl Fn() -> F) -> Result<T, SourceError>
+    where
+        F: std::future::Future<Output = Result<T, SourceError>>,
+    {
+        match request().await {
+            Err(SourceError::LinkDown) => {
+                let mut link = self.source.link_state();
+                let up = async { link.wait_for(|s| s.generation.is_some()).await.is_ok() };
+                if tokio::time::timeout(self.deadline, up).await == Ok(true) {
+                    request().await
+                } else {
+                    Err(SourceError::LinkDown)
+                }
+            }
+            other => other,
+        }
     }
 }
 

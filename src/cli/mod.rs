@@ -2,6 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod keys;
+pub mod sim;
+
 /// gRPC market-data server for Interactive Brokers.
 #[derive(Debug, Parser)]
 #[command(name = "ibstream", version, about, long_about = None)]
@@ -12,9 +15,17 @@ pub struct Cli {
 
 /// Every subcommand has its own module with an `Args` struct and a `run` function.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a simulated IB Gateway (TWS API) with a gRPC control plane.
+    Sim(sim::Args),
+    /// Create, list and revoke API keys.
+    Keys(keys::Args),
+}
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Sim(args) => sim::run(args).await,
+        Command::Keys(args) => keys::run(args).await,
+    }
 }

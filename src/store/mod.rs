@@ -1,1 +1,123 @@
-//! Persistence with sea-orm: settings profiles, sealed credentials, API keys, connection events, contract cache.
+//! Persistence with sea-orm over SQLite (default, a file in the data directory) or
+//! PostgreSQL (`DATABASE_URL`): settings profiles, sealed credentials, API keys,
+//! connection events, the contract cache and the master-key check value.
+//!
+//! [`Store`] is the only way in: its methods take and return the plain domain types of
+//! this module, never sea-orm models, so callers do not depend on the schema.
+
+mod api_keys;
+mod contracts;
+mod entity;
+mod error;
+mod events;
+mod profile;
+mod profiles;
+mod secrets;
+mod time_codec;
+
+use std::path::{Path, PathBuf};
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+
+pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use error::StoreError;
+pub use events::{ConnectionEvent, NewConnectionEvent};
+pub use profile::{MarketDataType, Profile, ValidationError};
+pub use secrets::KeyCheck;
+
+pub use crate::crypto::{Scope, SealedCredentials};
+use crate::migrations::Migrator;
+
+/// The file name of the SQLite database inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "ibstream.sqlite";
+
+/// Handle to the database. Cloning is cheap: clones share one connection pool.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection URL may carry a password, so only the backend is shown.
+        f.debug_struct("Store")
+            .field("backend", &self.db.get_database_backend())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://<path>?mode=rwc`, `sqlite::memory:`,
+    /// `postgres://…`), applies pending migrations and seeds the default profile when
+    /// the database has none.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        // Statements would otherwise be logged with their parameters, sealed blobs and
+        // key hashes included.
+        options.sqlx_logging(false);
+        // The server and `ibstream keys` may use one SQLite file at once: WAL lets
+        // readers go on beside a writer, and a writer waits for the lock rather than
+        // failing at once.
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(10))
+        });
+        let db = Database::connect(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        Migrator::up(&db, None).await.map_err(StoreError::Migrate)?;
+        let store = Store { db };
+        store.seed_default_profile().await?;
+        Ok(store)
+    }
+
+    /// Opens (creating if needed) the SQLite database [`SQLITE_FILE_NAME`] in `dir`,
+    /// creating the directory too (owner-only on Unix: it also holds the key file).
+    pub async fn open_in_data_dir(dir: &Path) -> Result<Store, StoreError> {
+        crate::crypto::create_private_dir(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Store::open(&sqlite_url(&dir.join(SQLITE_FILE_NAME))).await
+    }
+
+    /// Opens the database the configuration names: `database_url` when set, otherwise
+    /// the SQLite file in the data directory.
+    pub async fn open_configured(config: &crate::config::Config) -> Result<Store, StoreError> {
+        match &config.database_url {
+            Some(url) => Store::open(url).await,
+            None => Store::open_in_data_dir(&config.data_dir).await,
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await.map_err(StoreError::Database)
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// The sqlx URL of a SQLite file, created if missing. Characters that sqlx would read
+/// as URL syntax are percent-encoded.
+pub fn sqlite_url(path: &Path) -> String {
+    let mut encoded = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            other => encoded.push(other),
+        }
+    }
+    format!("sqlite://{encoded}?mode=rwc")
+}
+
+/// The default location of the SQLite database for a data directory.
+pub fn sqlite_path(dir: &Path) -> PathBuf {
+    dir.join(SQLITE_FILE_NAME)
+}

@@ -5,6 +5,8 @@
 //! feed `GetStatus`, `ListSubscriptions` and `/metrics`.
 
 use std::fmt::Write;
+pub mod endpoint;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// A monotonically increasing count.
@@ -67,83 +69,81 @@ pub struct Metrics {
 impl Metrics {
     /// Renders every series in the Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        let series: [(&str, &str, &str, i128); 11] = [
+        let delay_secs = self.rate_limiter_delay_micros.get() as f64 / 1e6;
+        let series: [(&str, &str, &str, String); 11] = [
             (
                 "ibstream_connection_state",
                 "gauge",
                 "IB session state (0 unspecified, 1 disconnected, 2 connecting, 3 connected, 4 reconnecting, 5 failed)",
-                self.connection_state.get().into(),
+                self.connection_state.get().to_string(),
             ),
             (
                 "ibstream_reconnects_total",
                 "counter",
                 "Sessions re-established after a loss",
-                self.reconnects.get().into(),
+                self.reconnects.get().to_string(),
             ),
             (
                 "ibstream_ib_messages_sent_total",
                 "counter",
                 "Messages sent to the gateway",
-                self.ib_messages_sent.get().into(),
+                self.ib_messages_sent.get().to_string(),
             ),
             (
                 "ibstream_rate_limiter_delay_seconds_total",
                 "counter",
                 "Time requests waited for the message-rate limiter",
-                0,
+                delay_secs.to_string(),
             ),
             (
                 "ibstream_lines_in_use",
                 "gauge",
                 "Market-data lines held at IB",
-                self.lines_in_use.get().into(),
+                self.lines_in_use.get().to_string(),
             ),
             (
                 "ibstream_line_budget",
                 "gauge",
                 "Market-data lines ibstream may hold",
-                self.line_budget.get().into(),
+                self.line_budget.get().to_string(),
             ),
             (
                 "ibstream_instruments_cached",
                 "gauge",
                 "Instruments in the last-value cache",
-                self.instruments_cached.get().into(),
+                self.instruments_cached.get().to_string(),
             ),
             (
                 "ibstream_streams_open",
                 "gauge",
                 "gRPC streams open",
-                self.streams_open.get().into(),
+                self.streams_open.get().to_string(),
             ),
             (
                 "ibstream_updates_in_total",
                 "counter",
                 "Market-data updates received from IB",
-                self.updates_in.get().into(),
+                self.updates_in.get().to_string(),
             ),
             (
                 "ibstream_updates_out_total",
                 "counter",
                 "Messages delivered to gRPC streams",
-                self.updates_out.get().into(),
+                self.updates_out.get().to_string(),
             ),
             (
                 "ibstream_conflated_updates_total",
                 "counter",
                 "Updates replaced by a newer value before a slow stream read them",
-                self.conflated.get().into(),
+                self.conflated.get().to_string(),
             ),
         ];
+        let mut out = String::with_capacity(2048);
         for (name, kind, help, value) in series {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            if name == "ibstream_rate_limiter_delay_seconds_total" {
-                let secs = self.rate_limiter_delay_micros.get() as f64 / 1e6;
-                let _ = writeln!(out, "{name} {secs}");
-            } else {
-                let _ = writeln!(out, "{name} {value}");
-            }
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         out
     }

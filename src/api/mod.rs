@@ -2,4 +2,5 @@
 pub mod market_data;
 pub mod market_data_convert;
 pub mod market_data_status;
+pub mod market_data_store;
 pub mod market_data_stream;

@@ -258,12 +258,14 @@ pub(crate) fn chain_stream(
                 contract,
                 view,
                 greeks,
-            } => Event::Option(pb::OptionQuote {
-                option: Some(spec_to_pb(&contract)),
-                quote: Some(quote_to_pb(&view.quote)),
-                greeks: greeks.as_ref().map(greeks_to_pb),
-                open_interest: view.extras.open_interest,
-                option_volume: view.extras.option_volume.or(view.quote.volume),
+            } => Event::Options(pb::OptionQuotes {
+                options: vec![pb::OptionQuote {
+                    option: Some(spec_to_pb(&contract)),
+                    quote: Some(quote_to_pb(&view.quote)),
+                    greeks: greeks.as_ref().map(greeks_to_pb),
+                    open_interest: view.extras.open_interest,
+                    option_volume: view.extras.option_volume.or(view.quote.volume),
+                }],
             }),
             ChainEvent::Underlying(view) => Event::Underlying(quote_to_pb(&view.quote)),
             ChainEvent::Status { contract, kind } => {

@@ -364,10 +364,13 @@ impl ChainTask {
                     return Ok(());
                 };
                 if let Some(s) = self.snapshot.as_mut() {
-                    if !s.waiting.remove(&slot) {
+                    // The snapshot shows each option once it has a two-sided market.
+                    let ready = view.quote.bid.is_some() && view.quote.ask.is_some();
+                    if !ready || !s.waiting.remove(&slot) {
                         s.dirty.insert(slot);
                         return Ok(());
                     }
+                    s.dirty.remove(&slot);
                     let done = s.waiting.is_empty();
                     let event = self.option_event(&contract, view);
                     self.send(event).await?;
@@ -411,6 +414,10 @@ impl ChainTask {
         let Some(s) = self.snapshot.take() else {
             return Ok(());
         };
+        let options = self.options.len() - s.waiting.len();
+        self.send(ChainEvent::SnapshotComplete { options }).await?;
+        // Options that changed while others were still loading: their newest values are
+        // the first changes.
         for slot in s.dirty {
             let event = match (self.options.get(&slot), self.reader.feed(slot)) {
                 (Some(contract), Some(feed)) => self.option_event(contract, feed.current()),
@@ -418,8 +425,7 @@ impl ChainTask {
             };
             self.send(event).await?;
         }
-        let options = self.options.len() - s.waiting.len();
-        self.send(ChainEvent::SnapshotComplete { options }).await
+        Ok(())
     }
 
     /// Moves a window around the money when the strike nearest the underlying changed:

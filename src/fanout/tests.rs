@@ -109,7 +109,10 @@ async fn a_late_reader_gets_the_cached_value_at_once() {
     let aapl = stock(1, "AAPL");
     let mut first = Reader::new(metrics.clone(), false);
     first.add(
-        fanout.acquire(&[aapl.clone()], false).unwrap().remove(0),
+        fanout
+            .acquire(std::slice::from_ref(&aapl), false)
+            .unwrap()
+            .remove(0),
         false,
     );
     settle().await;
@@ -260,7 +263,10 @@ async fn refused_live_data_falls_back_to_delayed_only_for_readers_that_allow_it(
     let mut lenient = Reader::new(metrics.clone(), false);
     let c = stock(7, "NOPERM");
     strict.add(
-        fanout.acquire(&[c.clone()], false).unwrap().remove(0),
+        fanout
+            .acquire(std::slice::from_ref(&c), false)
+            .unwrap()
+            .remove(0),
         false,
     );
     lenient.add(fanout.acquire(&[c], true).unwrap().remove(0), true);
@@ -372,7 +378,7 @@ async fn greeks_are_computed_here_when_ib_sends_none() {
     let mut reader = Reader::new(metrics.clone(), false);
     reader.add(
         fanout
-            .acquire(&[contract.clone()], false)
+            .acquire(std::slice::from_ref(&contract), false)
             .unwrap()
             .remove(0),
         false,

@@ -98,13 +98,8 @@ pub fn apply(quote: &mut Quote, extras: &mut OptionExtras, tick: &Tick) -> bool 
     }
     match tick {
         Tick::Price(field, v) => {
-            let v = match field {
-                // −1 bid/ask/last means "no market"; other fields are plain values.
-                PriceField::Bid | PriceField::Ask | PriceField::Last => {
-                    non_negative(*v).filter(|p| *p > 0.0 || *field == PriceField::Last)
-                }
-                _ => non_negative(*v),
-            };
+            // −1 means "no market"; zero is a real bid for a worthless option.
+            let v = non_negative(*v);
             let slot = match field {
                 PriceField::Bid => &mut quote.bid,
                 PriceField::Ask => &mut quote.ask,

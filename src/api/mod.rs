@@ -8,6 +8,7 @@
 //! - [`health`]: `grpc.health.v1` following the IB session; [`trace`]: a span per RPC;
 //!   [`deadline`]: the unary-call deadline.
 //! - [`convert`]: domain types to protobuf; [`status`]: domain errors to `tonic::Status`.
+//! - [`market_data`]: `MarketDataService`, its streams, conversions and contract cache.
 //! - [`store_backend`]: the store behind the session and the auth layer.
 
 pub mod auth;
@@ -17,6 +18,11 @@ pub mod convert;
 pub mod deadline;
 pub mod health;
 pub mod limits;
+pub mod market_data;
+pub mod market_data_convert;
+pub mod market_data_status;
+pub mod market_data_store;
+pub mod market_data_stream;
 pub mod server;
 pub mod settings;
 pub mod status;

@@ -108,7 +108,10 @@ async fn unary_latency() {
     let mut anonymous = ConnectionServiceClient::new(channel(&setup).await);
     // Warm-up: connection windows, allocator, the store's "any keys?" cache.
     for _ in 0..500 {
-        anonymous.get_status(pb::GetStatusRequest {}).await.expect("status");
+        anonymous
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .expect("status");
     }
     let mut samples = Vec::new();
     for _ in 0..2000 {

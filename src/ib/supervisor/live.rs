@@ -34,6 +34,12 @@ impl Supervisor {
                 }
                 notice = live.notices.next() => {
                     let Some(notice) = notice else {
+                        // The client retired its notice channel: it gave up (this can
+                        // overtake `wait_connected` reporting the same).
+                        if library_reconnect.is_some() {
+                            self.circuit.record_failure(Instant::now());
+                            return self.lost(&live, "the IB client gave up reconnecting").await;
+                        }
                         return self.lost(&live, "the IB client stopped").await;
                     };
                     let effect = notices::classify(notice.code, &notice.message);

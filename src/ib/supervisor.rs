@@ -250,12 +250,8 @@ impl Supervisor {
 
     fn begin_attempt(&mut self, profile: &SessionProfile) {
         let circuit = self.circuit.state();
+        self.show_profile(profile);
         self.report.update(|s| {
-            s.profile = profile.name.clone();
-            s.host = profile.endpoint.host.clone();
-            s.port = profile.endpoint.port;
-            s.client_id = profile.endpoint.client_id;
-            s.market_data_type = profile.market_data_type;
             s.circuit = circuit;
             s.next_retry = None;
         });
@@ -271,6 +267,10 @@ impl Supervisor {
         };
         self.report.set_state(state, reason);
         tracing::debug!(address = %profile.endpoint.address(), client_id = profile.endpoint.client_id, ?circuit, "connection attempt");
+    }
+
+    fn show_profile(&self, profile: &SessionProfile) {
+        self.report.update(|s| s.show_profile(profile));
     }
 
     fn attempt_failed(&mut self, failure: &ConnectFailure) {

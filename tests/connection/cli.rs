@@ -70,7 +70,7 @@ async fn serve_logs_json_answers_and_stops_on_sigterm() {
         .await
         .unwrap()
         .into_inner();
-    assert_ne!(status.state, pb::ConnectionState::Unspecified as i32);
+    assert_eq!(status.profile, "default");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

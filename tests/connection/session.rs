@@ -23,6 +23,9 @@ async fn connect_disconnect_and_reconnect() {
         .into_inner();
     assert_eq!(state_of(&initial), S::Disconnected);
     assert!(!initial.session_wanted);
+    // Before any attempt, the status shows where a session would go.
+    assert_eq!(initial.profile, "default");
+    assert_eq!(initial.address, h.sim.gateway_addr().to_string());
     let mut link = h.server().context().link.clone();
     assert!(link.borrow().is_none());
 

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod keys;
+pub mod serve;
 pub mod sim;
 
 /// gRPC market-data server for Interactive Brokers.
@@ -20,6 +21,8 @@ pub enum Command {
     Sim(sim::Args),
     /// Create, list and revoke API keys.
     Keys(keys::Args),
+    /// Run the gRPC server.
+    Serve(serve::Args),
 }
 
 /// Runs the parsed command line to completion.
@@ -27,5 +30,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Sim(args) => sim::run(args).await,
         Command::Keys(args) => keys::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 pub mod keys;
+pub mod live;
+pub mod remote;
+pub mod shutdown;
 pub mod sim;
+pub mod table;
 
 /// gRPC market-data server for Interactive Brokers.
 #[derive(Debug, Parser)]

@@ -19,6 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // ConnectionService has a `Connect` RPC, whose generated method would collide
+        // with the transport constructor `connect(endpoint)`: clients are built with
+        // `XClient::new(channel)` instead.
+        .build_transport(false)
         .compile_fds(fds)?;
     Ok(())
 }

@@ -4,5 +4,21 @@
 mod common;
 #[path = "simulator/connect.rs"]
 mod connect;
+#[path = "simulator/contracts.rs"]
+mod contracts;
+#[path = "simulator/control_plane.rs"]
+mod control_plane;
+#[path = "simulator/faults.rs"]
+mod faults;
+#[path = "simulator/limits.rs"]
+mod limits;
 #[path = "simulator/market_data.rs"]
 mod market_data;
+#[path = "simulator/options.rs"]
+mod options;
+#[path = "simulator/raw.rs"]
+mod raw;
+#[path = "simulator/robustness.rs"]
+mod robustness;
+#[path = "simulator/sessions.rs"]
+mod sessions;

@@ -19,7 +19,7 @@ impl std::fmt::Debug for SealedCredentials {
     }
 }
 
-/// Opened credentials. Both fields are wiped on drop; Debug shows the username only.
+/// Opened credentials. Both fields are wiped on drop and hidden from Debug.
 pub struct Credentials {
     /// IB username.
     pub username: Zeroizing<String>,
@@ -30,7 +30,7 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
-            .field("username", &self.username.as_str())
+            .field("username", &"<redacted>")
             .field("password", &"<redacted>")
             .finish()
     }
@@ -83,6 +83,9 @@ mod tests {
         assert_eq!(opened.username.as_str(), "trader");
         assert_eq!(opened.password.as_str(), "pa55word");
         let shown = format!("{opened:?}");
-        assert!(shown.contains("trader") && !shown.contains("pa55word"));
+        assert!(
+            !shown.contains("trader") && !shown.contains("pa55word"),
+            "{shown}"
+        );
     }
 }

@@ -51,12 +51,26 @@ pub async fn unlock_from(
     unlock(store, &secret).await
 }
 
+/// Stored argon2 costs above these are not ibstream's: refuse them rather than let a
+/// damaged row make start-up take minutes or gigabytes.
+const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+const MAX_ITERATIONS: u32 = 64;
+const MAX_PARALLELISM: u32 = 16;
+
 async fn verify(secret: &MasterSecret, check: KeyCheck) -> Result<MasterKey, CryptoError> {
     let params = KdfParams {
         memory_kib: check.memory_kib,
         iterations: check.iterations,
         parallelism: check.parallelism,
     };
+    if params.memory_kib > MAX_MEMORY_KIB
+        || params.iterations > MAX_ITERATIONS
+        || params.parallelism > MAX_PARALLELISM
+    {
+        return Err(CryptoError::Kdf(format!(
+            "stored key check parameters are out of range: {params:?}"
+        )));
+    }
     let key = derive(secret, check.salt, params).await?;
     match key.open(&check.sealed) {
         Ok(plain) if plain.as_slice() == CHECK_PLAINTEXT => Ok(key),

@@ -1,5 +1,33 @@
-//! The one IB session: connect, health monitor, reconnect with backoff, circuit breaker, notices to status.
+//! The one IB session: connect, health monitor, reconnect with backoff, circuit breaker,
+//! notices to status, connection tests.
+//!
+//! - [`session`]: the handle the server drives ([`Session`]) and its settings.
+//! - `supervisor`: the task that owns the `ibapi` client and the state machine.
+//! - [`state`]: the state machine's states and the published [`SessionStatus`].
+//! - [`backoff`], [`circuit`], [`health`], [`notices`], [`pacer`]: the policies it uses.
+//! - [`connector`]: opening a client and typing its failures; [`probe`]: connection tests.
+//! - [`backend`]: what the session needs from the server (profile, event history).
+//! - [`link`]: how other layers borrow the live client.
 
+pub mod backend;
+pub mod backoff;
+pub mod circuit;
+pub mod connector;
+pub mod error;
+pub mod health;
 pub mod link;
+pub mod notices;
+pub mod pacer;
+pub mod probe;
+mod reporter;
+pub mod session;
+pub mod state;
+mod supervisor;
 
+pub use backend::{SessionBackend, SessionEvent, SessionEventKind, SessionProfile};
+pub use connector::{ConnectFailure, ConnectFailureKind, Endpoint};
+pub use error::SessionError;
 pub use link::{Link, LinkWatch};
+pub use pacer::MessagePacer;
+pub use session::{Session, SessionSettings};
+pub use state::{CircuitState, ConnectionState, SessionStatus};

@@ -48,12 +48,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     }
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let client_id = match tokio::time::timeout(
+    let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         handshake_and_start(&shared, &mut reader, &mut writer),
-    )
-    .await
-    {
+    );
+    let outcome = tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        outcome = handshake => outcome,
+    };
+    let client_id = match outcome {
         Ok(Ok(id)) => id,
         Ok(Err(reason)) => {
             shared

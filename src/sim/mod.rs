@@ -23,11 +23,13 @@ mod grpc;
 mod handshake;
 mod market_data;
 pub mod model;
+mod option_model;
 mod reference;
 mod session;
 mod state;
 pub mod ticks;
 pub mod universe;
+mod walk;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -200,7 +200,7 @@ impl Store {
         let token = zeroize::Zeroizing::new(token.to_owned());
         tokio::task::spawn_blocking(move || record.verify(&token).then_some(record))
             .await
-            .map_err(|err| StoreError::corrupt("API key verification", err))
+            .map_err(|err| StoreError::Task(err.to_string()))
     }
 }
 

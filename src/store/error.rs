@@ -41,6 +41,9 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A background task serving the query (e.g. hash verification) failed.
+    #[error("store task failed: {0}")]
+    Task(String),
     /// The data directory could not be created.
     #[error("cannot create data directory {}", path.display())]
     DataDir {

@@ -1,6 +1,9 @@
 //! Connection events: every state change and error of the IB session, with its time.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 use time::OffsetDateTime;
 
 use super::entity::connection_event as row;
@@ -105,9 +108,35 @@ impl Store {
     /// Deletes events older than `before`, returning how many went. History otherwise
     /// grows for as long as the server runs.
     pub async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        use sea_orm::{ColumnTrait, QueryFilter};
         let result = row::Entity::delete_many()
             .filter(row::Column::At.lt(to_millis(before)))
+            .exec(self.db())
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Keeps only the `keep` most recent events (in [`Store::recent_events`] order),
+    /// returning how many were deleted.
+    pub async fn retain_recent_events(&self, keep: u64) -> Result<u64, StoreError> {
+        // The newest event that goes: everything at or behind it in the order goes too.
+        let Some(first_dropped) = row::Entity::find()
+            .order_by_desc(row::Column::At)
+            .order_by_desc(row::Column::Id)
+            .offset(keep)
+            .one(self.db())
+            .await?
+        else {
+            return Ok(0);
+        };
+        let behind = Condition::any()
+            .add(row::Column::At.lt(first_dropped.at))
+            .add(
+                Condition::all()
+                    .add(row::Column::At.eq(first_dropped.at))
+                    .add(row::Column::Id.lte(first_dropped.id)),
+            );
+        let result = row::Entity::delete_many()
+            .filter(behind)
             .exec(self.db())
             .await?;
         Ok(result.rows_affected)

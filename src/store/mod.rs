@@ -56,6 +56,11 @@ impl Store {
         // Statements would otherwise be logged with their parameters, sealed blobs and
         // key hashes included.
         options.sqlx_logging(false);
+        // An unreachable database fails start-up after 10 s of retries (long enough for
+        // a database starting beside the server) rather than sqlx's 30 s default.
+        options
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .acquire_timeout(std::time::Duration::from_secs(10));
         // The server and `ibstream keys` may use one SQLite file at once: WAL lets
         // readers go on beside a writer, and a writer waits for the lock rather than
         // failing at once.
@@ -97,6 +102,20 @@ impl Store {
         self.db.close().await.map_err(StoreError::Database)
     }
 
+    /// `"sqlite"` or `"postgres"`, for logs and status.
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => "sqlite",
+            sea_orm::DatabaseBackend::Postgres => "postgres",
+            _ => "other",
+        }
+    }
+
+    /// Checks that the database still answers (for health reporting).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::Database)
+    }
+
     pub(crate) fn db(&self) -> &DatabaseConnection {
         &self.db
     }
@@ -120,4 +139,42 @@ pub fn sqlite_url(path: &Path) -> String {
 /// The default location of the SQLite database for a data directory.
 pub fn sqlite_path(dir: &Path) -> PathBuf {
     dir.join(SQLITE_FILE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_database_opens_seeded() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let active = store.active_profile().await.unwrap();
+        assert_eq!(active.name, profile::DEFAULT_PROFILE_NAME);
+        assert!(format!("{store:?}").contains("Sqlite"));
+        assert_eq!(store.backend(), "sqlite");
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn data_dir_with_url_characters_opens_and_reopens() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("my data #1 ?x");
+        Store::open_in_data_dir(&dir)
+            .await
+            .unwrap()
+            .close()
+            .await
+            .unwrap();
+        assert!(dir.join(SQLITE_FILE_NAME).is_file());
+        let store = Store::open_in_data_dir(&dir).await.unwrap();
+        assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sqlite_urls_escape_url_syntax() {
+        assert_eq!(
+            sqlite_url(Path::new("/tmp/a b/x?y#z%.sqlite")),
+            "sqlite:///tmp/a b/x%3Fy%23z%25.sqlite?mode=rwc"
+        );
+    }
 }

@@ -80,3 +80,51 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The first error a subscription yields (data and notices skipped), within [`WAIT`].
+pub async fn first_error<T, S>(sub: &mut S) -> ibapi::Error
+where
+    S: futures::Stream<Item = Result<SubscriptionItem<T>, ibapi::Error>> + Unpin,
+{
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match sub.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return e,
+                None => panic!("subscription ended without an error"),
+            }
+        }
+    })
+    .await
+    .expect("error within the deadline")
+}
+
+/// The IB code of an `Error::Notice`.
+pub fn notice_code(e: &ibapi::Error) -> i32 {
+    match e {
+        ibapi::Error::Notice(n) => n.code,
+        other => panic!("expected an IB notice, got {other:?}"),
+    }
+}
+
+/// (price, size) of every bid in `ticks`, live or delayed.
+pub fn bids(ticks: &[TickTypes]) -> Vec<(f64, f64)> {
+    use ibapi::contracts::tick_types::TickType;
+    ticks
+        .iter()
+        .filter_map(|t| match t {
+            TickTypes::PriceSize(p)
+                if matches!(p.price_tick_type, TickType::Bid | TickType::DelayedBid) =>
+            {
+                Some((p.price, p.size))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Streams `contract` until `n` bids arrived; returns every tick seen.
+pub async fn collect_bids(client: &Client, contract: &Contract, n: usize) -> Vec<TickTypes> {
+    let mut sub = client.market_data(contract).subscribe().await.unwrap();
+    ticks_until(&mut sub, |seen| bids(seen).len() >= n).await
+}

@@ -4,6 +4,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn ibstream(data_dir: &Path, args: &[&str]) -> Output {
+    ibstream_with_env(data_dir, args, &[])
+}
+
+fn ibstream_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ibstream"));
     command.args(args).arg("--data-dir").arg(data_dir);
     // The test must not pick up a database or data directory from its environment.
@@ -12,6 +16,7 @@ fn ibstream(data_dir: &Path, args: &[&str]) -> Output {
             command.env_remove(name);
         }
     }
+    command.envs(env.iter().copied());
     command.output().expect("run ibstream")
 }
 
@@ -81,4 +86,33 @@ fn keys_create_prints_once_list_never_shows_it_and_revoke_sticks() {
     let bad_scope = ibstream(&data, &["keys", "create", "--scope", "write"]);
     assert!(!bad_scope.status.success());
     assert!(text(&bad_scope.stderr).contains("read"));
+}
+
+/// `DATABASE_URL` in the environment sends the CLI to PostgreSQL, as it does the server.
+#[tokio::test]
+async fn keys_follow_database_url_to_postgres() {
+    let Some(db) = crate::backend::TestDb::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let created = ibstream_with_env(
+        dir.path(),
+        &["keys", "create", "--scope", "read"],
+        &[("DATABASE_URL", db.url.as_str())],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let token = text(&created.stdout).trim().to_owned();
+
+    let store = db.open().await;
+    let found = store
+        .authenticate(&token)
+        .await
+        .unwrap()
+        .expect("key in PostgreSQL");
+    assert_eq!(found.scope, ibstream::crypto::Scope::Read);
+    assert!(
+        !dir.path().join("ibstream.sqlite").exists(),
+        "no SQLite file was made"
+    );
+    store.close().await.unwrap();
 }

@@ -65,6 +65,14 @@ async fn events_newest_first(db: &TestDb) {
         .unwrap();
     assert_eq!(pruned, 2);
     assert_eq!(store.recent_events(10).await.unwrap().len(), 4);
+
+    // Retention keeps the newest, including one of two events in the same millisecond.
+    assert_eq!(store.retain_recent_events(10).await.unwrap(), 0);
+    assert_eq!(store.retain_recent_events(1).await.unwrap(), 3);
+    let left = store.recent_events(10).await.unwrap();
+    assert_eq!(left, events[..1]);
+    assert_eq!(store.retain_recent_events(0).await.unwrap(), 1);
+    assert!(store.recent_events(10).await.unwrap().is_empty());
 }
 
 async fn contract_cache(db: &TestDb) {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use ibstream::migrations::Migrator;
 use ibstream::store::{MarketDataType, Profile, StoreError};
+use sea_orm::{ConnectionTrait, Statement};
 use sea_orm_migration::MigratorTrait;
 
 use crate::backend::TestDb;
@@ -30,6 +31,13 @@ async fn migrations_apply_once(db: &TestDb) {
     // Opening again runs the migrator again: nothing pending, nothing re-seeded.
     let store = db.open().await;
     assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+    let expected_backend = if db.url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(store.backend(), expected_backend);
+    store.ping().await.unwrap();
     let raw = db.raw().await;
     assert!(
         Migrator::get_pending_migrations(&raw)
@@ -58,6 +66,26 @@ async fn migrations_apply_once(db: &TestDb) {
             .await;
         assert_eq!(rows.len(), 1, "{table} exists");
     }
+    store.close().await.unwrap();
+
+    // Rolling back removes every table; applying again gives a working store.
+    Migrator::down(&raw, None).await.expect("roll back");
+    assert!(
+        Migrator::get_applied_migrations(&raw)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for table in tables {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let gone = raw
+            .query_all_raw(Statement::from_string(raw.get_database_backend(), sql))
+            .await;
+        assert!(gone.is_err(), "{table} survived the rollback");
+    }
+    let _ = raw.close().await;
+    let store = db.open().await;
+    assert_eq!(store.active_profile().await.unwrap().name, "default");
 }
 
 async fn default_profile_is_seeded(db: &TestDb) {

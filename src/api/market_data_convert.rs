@@ -1,0 +1,398 @@
+//! Conversions between the public `ibstream.v1` market-data messages and the fan-out's
+//! domain types, with the validation of request fields (errors name the field).
+
+use std::time::{Duration, SystemTime};
+
+use crate::fanout::{
+    ChainParams, ContractDetails, ContractSpec, DataPolicy, DataType, FanoutError, Greeks,
+    GreeksSource, Quote, Right, SecType, SymbolMatch,
+};
+use crate::proto::ibstream::v1 as pb;
+
+/// Reads a requested instrument; `field` is its path in the request (e.g.
+/// `instruments[2]`), used to name invalid fields.
+pub fn instrument_to_spec(i: &pb::Instrument, field: &str) -> Result<ContractSpec, FanoutError> {
+    let invalid =
+        |name: &str, reason: &str| FanoutError::invalid(format!("{field}.{name}"), reason);
+    if i.con_id < 0 {
+        return Err(invalid("con_id", "must be positive"));
+    }
+    let sec_type =
+        sec_type_from_pb(i.sec_type).ok_or_else(|| invalid("sec_type", "unknown security type"))?;
+    let right = match pb::OptionRight::try_from(i.right) {
+        Ok(pb::OptionRight::Unspecified) => None,
+        Ok(pb::OptionRight::Call) => Some(Right::Call),
+        Ok(pb::OptionRight::Put) => Some(Right::Put),
+        Err(_) => return Err(invalid("right", "unknown option right")),
+    };
+    let symbol = i.symbol.trim().to_ascii_uppercase();
+    if i.con_id == 0 {
+        if symbol.is_empty() {
+            return Err(invalid("symbol", "required unless con_id is set"));
+        }
+        if symbol.len() > 32 || !symbol.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            return Err(invalid("symbol", "must be at most 32 printable characters"));
+        }
+    }
+    if let Some(strike) = i.strike
+        && !(strike.is_finite() && strike > 0.0)
+    {
+        return Err(invalid("strike", "must be a positive number"));
+    }
+    if !i.expiry.is_empty() && !valid_expiry(&i.expiry) {
+        return Err(invalid(
+            "expiry",
+            "must be YYYYMMDD (or YYYYMM for futures)",
+        ));
+    }
+    let derivative = matches!(sec_type, SecType::Option | SecType::FutureOption);
+    if derivative && i.con_id == 0 {
+        if i.expiry.is_empty() {
+            return Err(invalid(
+                "expiry",
+                "required for options unless con_id is set",
+            ));
+        }
+        if i.strike.is_none() {
+            return Err(invalid(
+                "strike",
+                "required for options unless con_id is set",
+            ));
+        }
+        if right.is_none() {
+            return Err(invalid(
+                "right",
+                "required for options unless con_id is set",
+            ));
+        }
+    }
+    if !derivative && (i.strike.is_some() || right.is_some()) && i.con_id == 0 {
+        let name = if i.strike.is_some() {
+            "strike"
+        } else {
+            "right"
+        };
+        return Err(invalid(name, "only options have a strike and a right"));
+    }
+    if sec_type == SecType::Forex && i.con_id == 0 && symbol.len() != 3 {
+        return Err(invalid(
+            "symbol",
+            "forex pairs take the base currency as symbol and the quote currency as currency (EUR + USD)",
+        ));
+    }
+    let upper = |s: &str| s.trim().to_ascii_uppercase();
+    let exchange = match upper(&i.exchange) {
+        e if e.is_empty() && sec_type == SecType::Forex => "IDEALPRO".to_owned(),
+        e if e.is_empty() => "SMART".to_owned(),
+        e => e,
+    };
+    let currency = match upper(&i.currency) {
+        c if c.is_empty() => "USD".to_owned(),
+        c if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) => c,
+        _ => return Err(invalid("currency", "must be a three-letter currency code")),
+    };
+    Ok(ContractSpec {
+        con_id: i.con_id,
+        symbol,
+        sec_type,
+        exchange,
+        primary_exchange: upper(&i.primary_exchange),
+        currency,
+        expiry: i.expiry.clone(),
+        strike: i.strike,
+        right,
+        multiplier: i.multiplier.trim().to_owned(),
+        trading_class: upper(&i.trading_class),
+        local_symbol: String::new(),
+    })
+}
+
+fn valid_expiry(s: &str) -> bool {
+    let digits = s.chars().all(|c| c.is_ascii_digit());
+    let month_ok = |m: &str| m.parse::<u32>().is_ok_and(|m| (1..=12).contains(&m));
+    match s.len() {
+        8 => {
+            digits
+                && month_ok(&s[4..6])
+                && s[6..8].parse::<u32>().is_ok_and(|d| (1..=31).contains(&d))
+        }
+        6 => digits && month_ok(&s[4..6]),
+        _ => false,
+    }
+}
+
+fn sec_type_from_pb(v: i32) -> Option<SecType> {
+    Some(match pb::SecurityType::try_from(v).ok()? {
+        pb::SecurityType::Unspecified | pb::SecurityType::Stock => SecType::Stock,
+        pb::SecurityType::Option => SecType::Option,
+        pb::SecurityType::Index => SecType::Index,
+        pb::SecurityType::Future => SecType::Future,
+        pb::SecurityType::Forex => SecType::Forex,
+        pb::SecurityType::FutureOption => SecType::FutureOption,
+        pb::SecurityType::Crypto => SecType::Crypto,
+        pb::SecurityType::Cfd => SecType::Cfd,
+        pb::SecurityType::Bond => SecType::Bond,
+    })
+}
+
+fn sec_type_to_pb(t: SecType) -> pb::SecurityType {
+    match t {
+        SecType::Stock => pb::SecurityType::Stock,
+        SecType::Option => pb::SecurityType::Option,
+        SecType::Index => pb::SecurityType::Index,
+        SecType::Future => pb::SecurityType::Future,
+        SecType::FutureOption => pb::SecurityType::FutureOption,
+        SecType::Forex => pb::SecurityType::Forex,
+        SecType::Crypto => pb::SecurityType::Crypto,
+        SecType::Cfd => pb::SecurityType::Cfd,
+        SecType::Bond => pb::SecurityType::Bond,
+    }
+}
+
+pub fn data_policy_from_pb(v: i32) -> Result<DataPolicy, FanoutError> {
+    match pb::DataPolicy::try_from(v) {
+        Ok(pb::DataPolicy::Unspecified) => Ok(DataPolicy::ProfileDefault),
+        Ok(pb::DataPolicy::LiveOnly) => Ok(DataPolicy::LiveOnly),
+        Ok(pb::DataPolicy::LiveOrDelayed) => Ok(DataPolicy::LiveOrDelayed),
+        Err(_) => Err(FanoutError::invalid("data_policy", "unknown data policy")),
+    }
+}
+
+pub fn spec_to_pb(c: &ContractSpec) -> pb::Instrument {
+    pb::Instrument {
+        symbol: c.symbol.clone(),
+        sec_type: sec_type_to_pb(c.sec_type) as i32,
+        exchange: c.exchange.clone(),
+        currency: c.currency.clone(),
+        con_id: c.con_id,
+        expiry: c.expiry.clone(),
+        strike: c.strike,
+        right: match c.right {
+            None => pb::OptionRight::Unspecified,
+            Some(Right::Call) => pb::OptionRight::Call,
+            Some(Right::Put) => pb::OptionRight::Put,
+        } as i32,
+        multiplier: c.multiplier.clone(),
+        trading_class: c.trading_class.clone(),
+        primary_exchange: c.primary_exchange.clone(),
+        local_symbol: c.local_symbol.clone(),
+    }
+}
+
+pub fn data_type_to_pb(t: DataType) -> pb::MarketDataType {
+    match t {
+        DataType::Live => pb::MarketDataType::Live,
+        DataType::Frozen => pb::MarketDataType::Frozen,
+        DataType::Delayed => pb::MarketDataType::Delayed,
+        DataType::DelayedFrozen => pb::MarketDataType::DelayedFrozen,
+    }
+}
+
+pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(t)
+}
+
+pub fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn quote_to_pb(q: &Quote) -> pb::Quote {
+    pb::Quote {
+        con_id: q.con_id,
+        symbol: q.symbol.clone(),
+        bid: q.bid,
+        ask: q.ask,
+        last: q.last,
+        bid_size: q.bid_size,
+        ask_size: q.ask_size,
+        last_size: q.last_size,
+        volume: q.volume,
+        open: q.open,
+        high: q.high,
+        low: q.low,
+        close: q.close,
+        last_trade_time: q.last_trade_time.map(|s| prost_types::Timestamp {
+            seconds: s,
+            nanos: 0,
+        }),
+        market_data_type: q
+            .market_data_type
+            .map_or(pb::MarketDataType::Unspecified, data_type_to_pb)
+            as i32,
+        requested_market_data_type: data_type_to_pb(q.requested_type) as i32,
+        sequence: q.sequence,
+        received_at: (q.received_at > SystemTime::UNIX_EPOCH).then(|| timestamp(q.received_at)),
+        stale: q.stale,
+    }
+}
+
+pub fn greeks_to_pb(g: &Greeks) -> pb::Greeks {
+    pb::Greeks {
+        implied_volatility: g.implied_volatility,
+        delta: g.delta,
+        gamma: g.gamma,
+        vega: g.vega,
+        theta: g.theta,
+        underlying_price: g.underlying_price,
+        option_price: g.option_price,
+        source: match g.source {
+            GreeksSource::IbModel => pb::GreeksSource::IbModel,
+            GreeksSource::Computed => pb::GreeksSource::Computed,
+        } as i32,
+    }
+}
+
+pub fn details_to_pb(d: &ContractDetails) -> pb::ContractDetails {
+    pb::ContractDetails {
+        instrument: Some(spec_to_pb(&d.contract)),
+        long_name: d.long_name.clone(),
+        market_name: d.market_name.clone(),
+        min_tick: d.min_tick,
+        valid_exchanges: d.valid_exchanges.clone(),
+        order_types: d.order_types.clone(),
+        time_zone: d.time_zone.clone(),
+        trading_hours: d.trading_hours.clone(),
+        liquid_hours: d.liquid_hours.clone(),
+        underlying_con_id: d.under_con_id,
+        underlying_symbol: d.under_symbol.clone(),
+        industry: d.industry.clone(),
+        category: d.category.clone(),
+        subcategory: d.subcategory.clone(),
+    }
+}
+
+/// Reads contract details back from their stored form (the store's contract cache).
+pub fn details_from_pb(d: &pb::ContractDetails) -> Option<ContractDetails> {
+    let instrument = d.instrument.as_ref()?;
+    let mut contract = instrument_to_spec(instrument, "instrument").ok()?;
+    contract.local_symbol = instrument.local_symbol.clone();
+    Some(ContractDetails {
+        contract,
+        long_name: d.long_name.clone(),
+        market_name: d.market_name.clone(),
+        min_tick: d.min_tick,
+        valid_exchanges: d.valid_exchanges.clone(),
+        order_types: d.order_types.clone(),
+        time_zone: d.time_zone.clone(),
+        trading_hours: d.trading_hours.clone(),
+        liquid_hours: d.liquid_hours.clone(),
+        under_con_id: d.underlying_con_id,
+        under_symbol: d.underlying_symbol.clone(),
+        industry: d.industry.clone(),
+        category: d.category.clone(),
+        subcategory: d.subcategory.clone(),
+    })
+}
+
+pub fn symbol_match_to_pb(m: &SymbolMatch) -> pb::SymbolMatch {
+    pb::SymbolMatch {
+        instrument: Some(spec_to_pb(&m.contract)),
+        derivative_sec_types: m.derivative_sec_types.clone(),
+        description: m.description.clone(),
+    }
+}
+
+/// Merges per-exchange chain parameters into one answer.
+pub fn chain_to_pb(underlying: &ContractSpec, params: &[ChainParams]) -> pb::OptionChain {
+    let mut expirations: Vec<String> = params.iter().flat_map(|p| p.expirations.clone()).collect();
+    expirations.sort();
+    expirations.dedup();
+    let mut strikes: Vec<f64> = params.iter().flat_map(|p| p.strikes.clone()).collect();
+    strikes.sort_by(f64::total_cmp);
+    strikes.dedup();
+    let mut classes: Vec<String> = params.iter().map(|p| p.trading_class.clone()).collect();
+    classes.sort();
+    classes.dedup();
+    let mut exchanges: Vec<String> = params.iter().map(|p| p.exchange.clone()).collect();
+    exchanges.sort();
+    exchanges.dedup();
+    pb::OptionChain {
+        underlying: Some(spec_to_pb(underlying)),
+        expirations,
+        strikes,
+        trading_classes: classes,
+        exchanges,
+        multiplier: params
+            .first()
+            .map(|p| p.multiplier.clone())
+            .unwrap_or_default(),
+        params: params
+            .iter()
+            .map(|p| pb::OptionChainParams {
+                exchange: p.exchange.clone(),
+                trading_class: p.trading_class.clone(),
+                multiplier: p.multiplier.clone(),
+                expirations: p.expirations.clone(),
+                strikes: p.strikes.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn option(strike: Option<f64>) -> pb::Instrument {
+        pb::Instrument {
+            symbol: "spy".into(),
+            sec_type: pb::SecurityType::Option as i32,
+            expiry: "20261218".into(),
+            strike,
+            right: pb::OptionRight::Call as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn invalid_fields_are_named_with_their_path() {
+        let err = instrument_to_spec(&option(Some(-5.0)), "instruments[2]").unwrap_err();
+        assert_eq!(
+            err,
+            FanoutError::invalid("instruments[2].strike", "must be a positive number")
+        );
+        let err = instrument_to_spec(&option(None), "instruments[0]").unwrap_err();
+        assert!(
+            matches!(err, FanoutError::InvalidArgument { field, .. } if field == "instruments[0].strike")
+        );
+        let mut bad = option(Some(1.0));
+        bad.expiry = "2026-12-18".into();
+        let err = instrument_to_spec(&bad, "underlying").unwrap_err();
+        assert!(
+            matches!(err, FanoutError::InvalidArgument { field, .. } if field == "underlying.expiry")
+        );
+        let stock = pb::Instrument::default();
+        let err = instrument_to_spec(&stock, "instruments[1]").unwrap_err();
+        assert!(
+            matches!(err, FanoutError::InvalidArgument { field, .. } if field == "instruments[1].symbol")
+        );
+    }
+
+    #[test]
+    fn defaults_fill_exchange_and_currency() {
+        let spec = instrument_to_spec(&option(Some(500.0)), "i").unwrap();
+        assert_eq!(
+            (
+                spec.symbol.as_str(),
+                spec.exchange.as_str(),
+                spec.currency.as_str()
+            ),
+            ("SPY", "SMART", "USD")
+        );
+        assert_eq!(spec.right, Some(Right::Call));
+    }
+
+    #[test]
+    fn absent_values_stay_absent() {
+        let q = Quote::empty(1, "A", DataType::Live);
+        let p = quote_to_pb(&q);
+        assert_eq!(
+            (p.bid, p.ask, p.last, p.received_at),
+            (None, None, None, None)
+        );
+        assert_eq!(p.market_data_type, pb::MarketDataType::Unspecified as i32);
+    }
+}

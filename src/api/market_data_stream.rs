@@ -1,0 +1,283 @@
+//! The server streams of `MarketDataService`: fan-out readers and chain events turned
+//! into protobuf messages.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, stream};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::market_data::MarketData;
+use super::market_data_convert::{
+    data_policy_from_pb, duration, greeks_to_pb, instrument_to_spec, quote_to_pb, spec_to_pb,
+};
+use super::market_data_status::fanout_code;
+use crate::fanout::{
+    ChainEvent, ChainRequest, ContractSpec, FanoutError, Reader, ReaderEvent, Right, StatusKind,
+    StrikeSelection,
+};
+use crate::metrics::Metrics;
+use crate::proto::ibstream::v1 as pb;
+
+type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Counts an open stream for as long as it lives.
+struct OpenStream(Arc<Metrics>);
+
+impl OpenStream {
+    fn new(metrics: Arc<Metrics>) -> OpenStream {
+        metrics.streams_open.inc();
+        OpenStream(metrics)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.streams_open.dec();
+    }
+}
+
+/// Default strikes per expiration of a window around the money.
+const DEFAULT_STRIKE_COUNT: usize = 10;
+
+pub(crate) fn status_pb(
+    index: usize,
+    instrument: pb::Instrument,
+    kind: &StatusKind,
+) -> pb::InstrumentStatus {
+    use pb::InstrumentStatusKind as K;
+    let (k, code, message, gap) = match kind {
+        StatusKind::Subscribed => (K::Subscribed, 0, String::new(), None),
+        StatusKind::Stale => (
+            K::Stale,
+            0,
+            "the IB session or the data farm serving this instrument is down".to_owned(),
+            None,
+        ),
+        StatusKind::Resumed { gap } => (K::Resumed, 0, String::new(), gap.map(duration)),
+        StatusKind::DelayedFallback => (
+            K::DelayedFallback,
+            0,
+            "no live-data permission: delayed data follows".to_owned(),
+            None,
+        ),
+        StatusKind::Failed(e) => {
+            let k = match e {
+                FanoutError::NotFound(_) => K::NotFound,
+                FanoutError::NoPermission(_) => K::NoPermission,
+                FanoutError::LineBudget { .. } | FanoutError::IbLineLimit(_) => K::LineLimit,
+                _ => K::Failed,
+            };
+            (k, fanout_code(e) as i32, e.to_string(), None)
+        }
+    };
+    pb::InstrumentStatus {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        instrument: Some(instrument),
+        kind: k as i32,
+        code,
+        message,
+        gap,
+    }
+}
+
+/// The stream of `StreamQuotes`: the instruments are resolved inside it (failures become
+/// status events), their lines taken all at once, then the reader's events follow.
+pub(crate) fn quote_stream(
+    api: MarketData,
+    requested: Vec<pb::Instrument>,
+    specs: Vec<ContractSpec>,
+    allow_delayed: bool,
+) -> BoxedStream<pb::StreamQuotesResponse> {
+    let guard = OpenStream::new(api.metrics.clone());
+    let metrics = api.metrics.clone();
+    let setup = async move {
+        let resolved =
+            futures::future::join_all(specs.iter().map(|s| api.contracts.resolve(s))).await;
+        let mut initial = Vec::new();
+        let mut held = Vec::new();
+        for (index, result) in resolved.into_iter().enumerate() {
+            match result {
+                Ok(details) => held.push((index, Arc::new(details.contract.clone()))),
+                Err(e) => initial.push(status_response(
+                    index,
+                    requested[index].clone(),
+                    &StatusKind::Failed(e),
+                )),
+            }
+        }
+        let contracts: Vec<_> = held.iter().map(|(_, c)| c.clone()).collect();
+        let refs = api.fanout.acquire(&contracts, allow_delayed)?;
+        let mut reader = Reader::new(api.metrics.clone(), false);
+        let mut slots = Vec::with_capacity(held.len());
+        for ((index, contract), feed) in held.into_iter().zip(refs) {
+            reader.add(feed, allow_delayed);
+            slots.push((index, spec_to_pb(&contract)));
+        }
+        Ok::<_, FanoutError>((initial, reader, slots))
+    };
+    let s = stream::once(setup).flat_map(move |setup| match setup {
+        Err(e) => stream::iter([Err(Status::from(e))]).boxed(),
+        Ok((initial, reader, slots)) => {
+            let updates = reader.map(move |event| Ok(reader_response(event, &slots)));
+            stream::iter(initial.into_iter().map(Ok))
+                .chain(updates)
+                .boxed()
+        }
+    });
+    let counted = s.map(move |item| {
+        let _alive = &guard;
+        if item.is_ok() {
+            metrics.updates_out.inc();
+        }
+        item
+    });
+    Box::pin(counted)
+}
+
+fn status_response(
+    index: usize,
+    instrument: pb::Instrument,
+    kind: &StatusKind,
+) -> pb::StreamQuotesResponse {
+    pb::StreamQuotesResponse {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        event: Some(pb::stream_quotes_response::Event::Status(status_pb(
+            index, instrument, kind,
+        ))),
+    }
+}
+
+fn reader_response(
+    event: ReaderEvent,
+    slots: &[(usize, pb::Instrument)],
+) -> pb::StreamQuotesResponse {
+    match event {
+        ReaderEvent::Update { slot, view, .. } => pb::StreamQuotesResponse {
+            index: slots
+                .get(slot)
+                .map_or(0, |(i, _)| u32::try_from(*i).unwrap_or(u32::MAX)),
+            event: Some(pb::stream_quotes_response::Event::Quote(quote_to_pb(
+                &view.quote,
+            ))),
+        },
+        ReaderEvent::Status { slot, kind } => {
+            let (index, instrument) = slots.get(slot).cloned().unwrap_or_default();
+            status_response(index, instrument, &kind)
+        }
+    }
+}
+
+/// Reads a `StreamOptionChain` request.
+pub(crate) fn chain_request(
+    api: &MarketData,
+    req: &pb::StreamOptionChainRequest,
+) -> Result<ChainRequest, FanoutError> {
+    let underlying = req
+        .underlying
+        .as_ref()
+        .ok_or_else(|| FanoutError::invalid("underlying", "required"))?;
+    let underlying = instrument_to_spec(underlying, "underlying")?;
+    let strikes = match &req.strike_range {
+        Some(r) => {
+            if !(r.min.is_finite() && r.max.is_finite() && r.min > 0.0 && r.max >= r.min) {
+                return Err(FanoutError::invalid(
+                    "strike_range",
+                    "min and max must be positive with min <= max",
+                ));
+            }
+            StrikeSelection::Range {
+                min: r.min,
+                max: r.max,
+            }
+        }
+        None => StrikeSelection::AroundMoney {
+            count: match req.strike_count {
+                0 => DEFAULT_STRIKE_COUNT,
+                n => n as usize,
+            },
+        },
+    };
+    if req.strike_count > 200 {
+        return Err(FanoutError::invalid("strike_count", "at most 200"));
+    }
+    if req.expiration_count > 24 {
+        return Err(FanoutError::invalid("expiration_count", "at most 24"));
+    }
+    for (i, e) in req.expirations.iter().enumerate() {
+        if e.len() != 8 || !e.chars().all(|c| c.is_ascii_digit()) {
+            return Err(FanoutError::invalid(
+                format!("expirations[{i}]"),
+                "must be YYYYMMDD",
+            ));
+        }
+    }
+    let rights = match pb::Rights::try_from(req.rights) {
+        Ok(pb::Rights::Calls) => vec![Right::Call],
+        Ok(pb::Rights::Puts) => vec![Right::Put],
+        Ok(pb::Rights::Both | pb::Rights::Unspecified) => vec![Right::Call, Right::Put],
+        Err(_) => return Err(FanoutError::invalid("rights", "unknown value")),
+    };
+    let allow_delayed = api
+        .fanout()
+        .allows_delayed(data_policy_from_pb(req.data_policy)?);
+    Ok(ChainRequest {
+        underlying,
+        expirations: req.expirations.clone(),
+        expiration_count: req.expiration_count.max(1) as usize,
+        strikes,
+        rights,
+        trading_class: req.trading_class.trim().to_ascii_uppercase(),
+        allow_delayed,
+    })
+}
+
+/// The stream of `StreamOptionChain`.
+pub(crate) fn chain_stream(
+    metrics: Arc<Metrics>,
+    events: mpsc::Receiver<ChainEvent>,
+) -> BoxedStream<pb::StreamOptionChainResponse> {
+    use pb::stream_option_chain_response::Event;
+    let guard = OpenStream::new(metrics.clone());
+    let s = ReceiverStream::new(events).map(move |event| {
+        let _alive = &guard;
+        metrics.updates_out.inc();
+        let event = match event {
+            ChainEvent::Window {
+                options,
+                center,
+                removed,
+            } => Event::Window(pb::ChainWindow {
+                options: options.iter().map(|c| spec_to_pb(c)).collect(),
+                center_price: center,
+                removed_con_ids: removed,
+            }),
+            ChainEvent::Option {
+                contract,
+                view,
+                greeks,
+            } => Event::Options(pb::OptionQuotes {
+                options: vec![pb::OptionQuote {
+                    option: Some(spec_to_pb(&contract)),
+                    quote: Some(quote_to_pb(&view.quote)),
+                    greeks: greeks.as_ref().map(greeks_to_pb),
+                    open_interest: view.extras.open_interest,
+                    option_volume: view.extras.option_volume.or(view.quote.volume),
+                }],
+            }),
+            ChainEvent::Underlying(view) => Event::Underlying(quote_to_pb(&view.quote)),
+            ChainEvent::Status { contract, kind } => {
+                Event::Status(status_pb(0, spec_to_pb(&contract), &kind))
+            }
+            ChainEvent::SnapshotComplete { options } => {
+                Event::SnapshotComplete(pb::SnapshotComplete {
+                    options: u32::try_from(options).unwrap_or(u32::MAX),
+                })
+            }
+        };
+        Ok(pb::StreamOptionChainResponse { event: Some(event) })
+    });
+    Box::pin(s)
+}

@@ -1,0 +1,172 @@
+//! A scripted market-data source for unit tests of the fan-out.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::source::{
+    FarmNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
+};
+use super::tick::Tick;
+use super::types::{ChainParams, ContractDetails, ContractSpec, DataType, SymbolMatch};
+
+/// One subscription the fan-out opened.
+pub struct FakeSub {
+    pub con_id: i64,
+    pub generation: u64,
+    pub data_type: DataType,
+    tx: mpsc::UnboundedSender<SourceEvent>,
+}
+
+impl FakeSub {
+    pub fn open(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+pub struct FakeSource {
+    link: watch::Sender<LinkState>,
+    farms: broadcast::Sender<FarmNotice>,
+    pub subs: Mutex<Vec<FakeSub>>,
+    /// conIds refused live data (354).
+    pub no_live: Mutex<HashSet<i64>>,
+    /// Contract details by symbol.
+    pub details: Mutex<HashMap<String, ContractDetails>>,
+    pub detail_requests: Mutex<u32>,
+}
+
+impl FakeSource {
+    pub fn new() -> Arc<FakeSource> {
+        let (link, _) = watch::channel(LinkState {
+            generation: Some(1),
+        });
+        let (farms, _) = broadcast::channel(16);
+        Arc::new(FakeSource {
+            link,
+            farms,
+            subs: Mutex::new(Vec::new()),
+            no_live: Mutex::new(HashSet::new()),
+            details: Mutex::new(HashMap::new()),
+            detail_requests: Mutex::new(0),
+        })
+    }
+
+    pub fn set_link(&self, generation: Option<u64>) {
+        self.link.send_replace(LinkState { generation });
+    }
+
+    pub fn farm(&self, notice: FarmNotice) {
+        let _ = self.farms.send(notice);
+    }
+
+    /// Subscriptions opened so far, and those still open.
+    pub fn counts(&self) -> (usize, usize) {
+        let subs = self.subs.lock().unwrap();
+        (subs.len(), subs.iter().filter(|s| s.open()).count())
+    }
+
+    /// Sends a tick to the newest open subscription of `con_id`; false if none is open.
+    pub fn tick(&self, con_id: i64, tick: Tick) -> bool {
+        let subs = self.subs.lock().unwrap();
+        subs.iter()
+            .rev()
+            .find(|s| s.con_id == con_id && s.open())
+            .is_some_and(|s| s.tx.send(SourceEvent::Tick(tick)).is_ok())
+    }
+
+    /// Ends every open subscription as a dropped connection does.
+    pub fn end_all(&self, error: SourceError) {
+        for s in self.subs.lock().unwrap().iter() {
+            let _ = s.tx.send(SourceEvent::Ended(error.clone()));
+        }
+    }
+
+    pub fn last_sub_type(&self, con_id: i64) -> Option<(u64, DataType)> {
+        let subs = self.subs.lock().unwrap();
+        subs.iter()
+            .rev()
+            .find(|s| s.con_id == con_id)
+            .map(|s| (s.generation, s.data_type))
+    }
+}
+
+impl MarketDataSource for FakeSource {
+    fn link_state(&self) -> watch::Receiver<LinkState> {
+        self.link.subscribe()
+    }
+
+    fn farm_notices(&self) -> broadcast::Receiver<FarmNotice> {
+        self.farms.subscribe()
+    }
+
+    fn subscribe(
+        &self,
+        generation: u64,
+        contract: &ContractSpec,
+        data_type: DataType,
+    ) -> BoxFuture<'static, Result<TickStream, SourceError>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if self.link.borrow().generation != Some(generation) {
+            return futures::future::ready(Err(SourceError::LinkDown)).boxed();
+        }
+        if data_type == DataType::Live && self.no_live.lock().unwrap().contains(&contract.con_id) {
+            let _ = tx.send(SourceEvent::Ended(SourceError::NoPermission(
+                "Requested market data is not subscribed".into(),
+            )));
+        }
+        self.subs.lock().unwrap().push(FakeSub {
+            con_id: contract.con_id,
+            generation,
+            data_type,
+            tx,
+        });
+        let stream: TickStream = UnboundedReceiverStream::new(rx).boxed();
+        futures::future::ready(Ok(stream)).boxed()
+    }
+
+    fn snapshot(
+        &self,
+        _contract: &ContractSpec,
+        _data_type: DataType,
+        deadline: Duration,
+    ) -> BoxFuture<'static, Result<Vec<Tick>, SourceError>> {
+        futures::future::ready(Err(SourceError::Deadline(deadline))).boxed()
+    }
+
+    fn contract_details(
+        &self,
+        contract: &ContractSpec,
+        _deadline: Duration,
+    ) -> BoxFuture<'static, Result<Vec<ContractDetails>, SourceError>> {
+        *self.detail_requests.lock().unwrap() += 1;
+        let found = self.details.lock().unwrap().get(&contract.symbol).cloned();
+        futures::future::ready(match found {
+            Some(d) => Ok(vec![d]),
+            None => Err(SourceError::NotFound(
+                "No security definition has been found for the request".into(),
+            )),
+        })
+        .boxed()
+    }
+
+    fn matching_symbols(
+        &self,
+        _pattern: &str,
+        _deadline: Duration,
+    ) -> BoxFuture<'static, Result<Vec<SymbolMatch>, SourceError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
+
+    fn option_params(
+        &self,
+        _underlying: &ContractSpec,
+        _deadline: Duration,
+    ) -> BoxFuture<'static, Result<Vec<ChainParams>, SourceError>> {
+        futures::future::ready(Ok(Vec::new())).boxed()
+    }
+}

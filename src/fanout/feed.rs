@@ -1,0 +1,349 @@
+//! One task per instrument: owns the IB subscription, folds ticks into the last value,
+//! publishes it on a `watch` channel (readers see the newest value, never a backlog),
+//! marks it stale while the session or its farm is down, and requests it again in every
+//! new session.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::source::{MarketDataSource, SourceError, SourceEvent, TickStream};
+use super::tick::{Tick, apply};
+use super::types::{ContractSpec, DataType, FarmKind, OptionExtras, Quote};
+use crate::metrics::Metrics;
+
+/// Where a feed stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedStatus {
+    /// Requested, no data yet.
+    Pending,
+    /// Fresh data flowing.
+    Live,
+    /// The session or the farm serving the instrument is down; the values are old.
+    Stale,
+    /// IB refused the instrument for good (unknown, no permission, line limit …).
+    Failed(SourceError),
+}
+
+/// The published state of one instrument.
+#[derive(Debug, Clone)]
+pub struct FeedView {
+    pub quote: Quote,
+    pub extras: OptionExtras,
+    pub status: FeedStatus,
+    /// Live data was refused and the feed fell back to delayed data.
+    pub fallback: bool,
+    /// How many times the feed came back after being stale.
+    pub resumes: u32,
+    /// How long the last stale period lasted.
+    pub last_gap: Option<Duration>,
+}
+
+impl FeedView {
+    pub(crate) fn new(contract: &ContractSpec, requested: DataType) -> FeedView {
+        FeedView {
+            quote: Quote::empty(contract.con_id, &contract.symbol, requested),
+            extras: OptionExtras::default(),
+            status: FeedStatus::Pending,
+            fallback: false,
+            resumes: 0,
+            last_gap: None,
+        }
+    }
+}
+
+/// How long to wait before asking again after a transient failure.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Ticks folded into one published value when IB sends them in a burst.
+const MAX_BATCH: usize = 64;
+/// Transient IB errors tolerated in a row before the feed gives up.
+const MAX_TRANSIENT_FAILURES: u32 = 3;
+
+/// Everything a feed task needs.
+pub(crate) struct Feed {
+    pub source: Arc<dyn MarketDataSource>,
+    pub contract: Arc<ContractSpec>,
+    pub tx: watch::Sender<Arc<FeedView>>,
+    /// The type the active profile asks for.
+    pub base_type: DataType,
+    /// Whether any reader accepts delayed data in place of refused live data.
+    pub allow_fallback: Arc<AtomicBool>,
+    pub cancel: CancellationToken,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What to do after the subscription ended.
+enum Next {
+    /// Ask again at once (e.g. with delayed data).
+    Retry,
+    /// Wait for a new session (or a short delay), then ask again.
+    AfterLinkChange(u64),
+    /// Nothing more to do until the readers leave.
+    Park,
+}
+
+struct State {
+    view: FeedView,
+    requested: DataType,
+    stale_since: Option<Instant>,
+    farm_down: bool,
+    /// Fresh data is expected; the first tick clears the stale mark.
+    awaiting_fresh: bool,
+    transient_failures: u32,
+}
+
+impl Feed {
+    /// Runs until cancelled.
+    pub async fn run(self) {
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = self.run_inner() => {}
+        }
+    }
+
+    async fn run_inner(&self) {
+        let mut link = self.source.link_state();
+        let mut farms = self.source.farm_notices();
+        let mut st = State {
+            view: FeedView::new(&self.contract, self.base_type),
+            requested: self.base_type,
+            stale_since: None,
+            farm_down: false,
+            awaiting_fresh: false,
+            transient_failures: 0,
+        };
+        let mut last_generation = None;
+        loop {
+            let generation = loop {
+                let current = link.borrow_and_update().generation;
+                if let Some(g) = current {
+                    break g;
+                }
+                self.mark_stale(&mut st);
+                if link.changed().await.is_err() {
+                    return;
+                }
+            };
+            if last_generation != Some(generation) {
+                // A fresh session may grant what the last one refused.
+                st.requested = self.base_type;
+                st.view.fallback = false;
+                last_generation = Some(generation);
+            }
+            let next = match self
+                .source
+                .subscribe(generation, &self.contract, st.requested)
+                .await
+            {
+                Ok(stream) => {
+                    st.awaiting_fresh = true;
+                    self.pump(stream, generation, &mut link, &mut farms, &mut st)
+                        .await
+                }
+                Err(e) => self.on_failure(e, generation, &mut st),
+            };
+            match next {
+                Next::Retry => {}
+                Next::AfterLinkChange(g) => {
+                    let changed = async {
+                        loop {
+                            if link.borrow_and_update().generation != Some(g) {
+                                return;
+                            }
+                            if link.changed().await.is_err() {
+                                futures::future::pending::<()>().await;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(RETRY_DELAY * 2, changed).await;
+                }
+                Next::Park => futures::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Reads the subscription until it ends or the session changes.
+    async fn pump(
+        &self,
+        mut stream: TickStream,
+        generation: u64,
+        link: &mut watch::Receiver<super::source::LinkState>,
+        farms: &mut broadcast::Receiver<super::source::FarmNotice>,
+        st: &mut State,
+    ) -> Next {
+        let my_farm: FarmKind = self.contract.sec_type.farm();
+        loop {
+            tokio::select! {
+                changed = link.changed() => {
+                    if changed.is_err() {
+                        return Next::Park;
+                    }
+                    let current = link.borrow_and_update().generation;
+                    if current != Some(generation) {
+                        // The old session's subscription is gone either way.
+                        self.mark_stale(st);
+                        return Next::Retry;
+                    }
+                }
+                notice = farms.recv() => {
+                    if let Ok(n) = notice && n.farm == my_farm {
+                        if n.up {
+                            if st.farm_down {
+                                st.farm_down = false;
+                                self.mark_fresh(st);
+                            }
+                        } else if !st.farm_down {
+                            st.farm_down = true;
+                            self.mark_stale(st);
+                        }
+                    }
+                }
+                event = stream.next() => {
+                    let event = match event {
+                        Some(e) => e,
+                        None => {
+                            self.mark_stale(st);
+                            return Next::AfterLinkChange(generation);
+                        }
+                    };
+                    match self.on_events(event, &mut stream, st) {
+                        Ok(()) => {}
+                        Err(e) => return self.on_failure(e, generation, st),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds the event and whatever else is ready right now into one published value.
+    fn on_events(
+        &self,
+        first: SourceEvent,
+        stream: &mut TickStream,
+        st: &mut State,
+    ) -> Result<(), SourceError> {
+        let mut changed = false;
+        let mut ticks = 0u64;
+        let mut event = Some(first);
+        let mut seen = 0;
+        while let Some(e) = event.take() {
+            match e {
+                SourceEvent::Tick(t) => {
+                    ticks += 1;
+                    changed |= self.fold(&t, st);
+                }
+                SourceEvent::Advisory { .. } => {}
+                SourceEvent::Ended(err) => {
+                    self.metrics.updates_in.add(ticks);
+                    if changed {
+                        self.publish(st, true);
+                    }
+                    return Err(err);
+                }
+            }
+            seen += 1;
+            if seen < MAX_BATCH {
+                event = stream.next().now_or_never().flatten();
+            }
+        }
+        self.metrics.updates_in.add(ticks);
+        if ticks > 0 {
+            st.transient_failures = 0;
+            if st.awaiting_fresh {
+                st.awaiting_fresh = false;
+                if !st.farm_down {
+                    self.mark_fresh_unpublished(st);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.publish(st, true);
+        }
+        Ok(())
+    }
+
+    fn fold(&self, tick: &Tick, st: &mut State) -> bool {
+        apply(&mut st.view.quote, &mut st.view.extras, tick)
+    }
+
+    fn on_failure(&self, e: SourceError, generation: u64, st: &mut State) -> Next {
+        match e {
+            SourceError::LinkDown => {
+                self.mark_stale(st);
+                Next::AfterLinkChange(generation)
+            }
+            SourceError::NoPermission(_)
+                if !st.requested.is_delayed() && self.allow_fallback.load(Ordering::Relaxed) =>
+            {
+                st.requested = st.requested.delayed();
+                st.view.fallback = true;
+                st.view.quote.requested_type = st.requested;
+                self.publish(st, false);
+                Next::Retry
+            }
+            SourceError::Ib { .. } | SourceError::Deadline(_)
+                if st.transient_failures < MAX_TRANSIENT_FAILURES =>
+            {
+                st.transient_failures += 1;
+                Next::AfterLinkChange(generation)
+            }
+            other => {
+                tracing::info!(con_id = self.contract.con_id, symbol = %self.contract.symbol, error = %other, "market data refused");
+                st.view.status = FeedStatus::Failed(other);
+                self.publish(st, false);
+                Next::Park
+            }
+        }
+    }
+
+    fn mark_stale(&self, st: &mut State) {
+        if matches!(st.view.status, FeedStatus::Stale | FeedStatus::Failed(_)) {
+            return;
+        }
+        if st.stale_since.is_none() {
+            st.stale_since = Some(Instant::now());
+        }
+        st.view.status = FeedStatus::Stale;
+        st.view.quote.stale = true;
+        self.publish(st, true);
+    }
+
+    fn mark_fresh(&self, st: &mut State) {
+        if self.mark_fresh_unpublished(st) {
+            self.publish(st, true);
+        }
+    }
+
+    /// Clears the stale mark; returns whether anything changed.
+    fn mark_fresh_unpublished(&self, st: &mut State) -> bool {
+        match st.view.status {
+            FeedStatus::Stale => {
+                st.view.status = FeedStatus::Live;
+                st.view.quote.stale = false;
+                st.view.resumes += 1;
+                st.view.last_gap = st.stale_since.take().map(|t| t.elapsed());
+                true
+            }
+            FeedStatus::Pending => {
+                st.view.status = FeedStatus::Live;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Publishes the current value; `new_value` advances the sequence.
+    fn publish(&self, st: &mut State, new_value: bool) {
+        if new_value {
+            st.view.quote.sequence += 1;
+            st.view.quote.received_at = SystemTime::now();
+        }
+        self.tx.send_replace(Arc::new(st.view.clone()));
+    }
+}

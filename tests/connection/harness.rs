@@ -1,0 +1,310 @@
+//! Starts the simulator, a store in a temporary directory and the server on ephemeral
+//! loopback ports; builds authenticated clients; waits for statuses with deadlines.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ibstream::api::{Server, ServerHandle, ServerOptions};
+use ibstream::config::Config;
+use ibstream::crypto::{self, MasterKeySource, MasterSecret, Scope};
+use ibstream::ib::SessionSettings;
+use ibstream::ib::backoff::Backoff;
+use ibstream::ib::health::HealthSettings;
+use ibstream::proto::ibstream::v1 as pb;
+use ibstream::proto::ibstream::v1::connection_service_client::ConnectionServiceClient;
+use ibstream::sim::{SimConfig, SimHandle, Simulator};
+use ibstream::store::{NewApiKey, Store};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tonic::Streaming;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Upper bound for anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The master secret the test servers unlock their store with.
+pub const MASTER_SECRET: &str = "correct horse battery staple";
+
+/// Timings short enough for tests: health checks every 200 ms, two misses lose the
+/// link, retries within 50–400 ms, a 1 s circuit cool-down.
+pub fn fast_session() -> SessionSettings {
+    SessionSettings {
+        health: HealthSettings {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(300),
+            max_missed: 2,
+        },
+        backoff: Backoff {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(400),
+        },
+        circuit_cooldown: Duration::from_secs(1),
+        library_reconnect_attempts: 2,
+        link_poll_interval: Duration::from_millis(50),
+    }
+}
+
+/// What a test wants different from the defaults.
+pub struct Setup {
+    pub connect_on_start: bool,
+    pub retry_attempts: u32,
+    pub session: SessionSettings,
+    pub max_streams_per_key: u32,
+    pub max_request_bytes: usize,
+    pub unary_timeout: Duration,
+    /// PEM certificate chain and key: serve over TLS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    pub sim: SimConfig,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            connect_on_start: false,
+            retry_attempts: 5,
+            session: fast_session(),
+            max_streams_per_key: 100,
+            max_request_bytes: 4 * 1024 * 1024,
+            unary_timeout: Duration::from_secs(20),
+            tls: None,
+            sim: SimConfig {
+                tick_interval: Duration::from_millis(50),
+                ..SimConfig::default()
+            },
+        }
+    }
+}
+
+/// A running simulator, store and server.
+pub struct Harness {
+    pub sim: SimHandle,
+    pub server: Option<ServerHandle>,
+    pub store: Store,
+    pub dir: TempDir,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::start_with(Setup::default()).await
+    }
+
+    pub async fn start_with(setup: Setup) -> Harness {
+        capture_logs();
+        let sim = Simulator::start(setup.sim.clone())
+            .await
+            .expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open_in_data_dir(dir.path())
+            .await
+            .expect("store opens");
+        let mut profile = store.active_profile().await.expect("default profile");
+        profile.host = "127.0.0.1".into();
+        profile.port = sim.gateway_addr().port();
+        profile.client_id = 11;
+        profile.connect_on_start = setup.connect_on_start;
+        profile.retry_attempts = setup.retry_attempts;
+        profile.connection_timeout = Duration::from_secs(2);
+        store.save_profile(&profile).await.expect("profile saved");
+        let server = start_server(&store, &setup).await;
+        Harness {
+            sim,
+            server: Some(server),
+            store,
+            dir,
+        }
+    }
+
+    pub fn server(&self) -> &ServerHandle {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub fn addr(&self) -> String {
+        format!("http://{}", self.server().addr())
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.addr())
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("channel connects")
+    }
+
+    /// A client without a key.
+    pub async fn client(&self) -> ConnectionServiceClient<Channel> {
+        ConnectionServiceClient::new(self.channel().await)
+    }
+
+    /// A client sending `authorization: Bearer <token>`.
+    pub async fn client_with_key(
+        &self,
+        token: &str,
+    ) -> ConnectionServiceClient<InterceptedService<Channel, Bearer>> {
+        ConnectionServiceClient::with_interceptor(self.channel().await, Bearer(token.to_owned()))
+    }
+
+    /// Creates an API key in the store; returns its id and token.
+    pub async fn create_key(&self, scope: Scope) -> (String, String) {
+        let key = crypto::generate_api_key();
+        let record = self
+            .store
+            .insert_api_key(&NewApiKey::from_generated(
+                &key,
+                Some(format!("{scope}-key")),
+                scope,
+            ))
+            .await
+            .expect("key stored");
+        (record.id, key.secret.to_string())
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        self.sim.shutdown().await;
+    }
+}
+
+async fn start_server(store: &Store, setup: &Setup) -> ServerHandle {
+    let secret =
+        MasterSecret::load(&MasterKeySource::Secret(MASTER_SECRET.into())).expect("secret");
+    let master_key = crypto::unlock(store, &secret).await.expect("store unlocks");
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().expect("addr");
+    config.server.max_streams_per_key = setup.max_streams_per_key;
+    config.server.unary_timeout = setup.unary_timeout;
+    config.server.max_request_bytes = setup.max_request_bytes;
+    if let Some((cert, key)) = &setup.tls {
+        config.server.tls_cert = Some(cert.clone());
+        config.server.tls_key = Some(key.clone());
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    Server::start(
+        ServerOptions {
+            config,
+            store: store.clone(),
+            master_key,
+            session: setup.session,
+        },
+        Some(listener),
+    )
+    .await
+    .expect("server starts")
+}
+
+/// Adds the bearer token to every request.
+#[derive(Clone)]
+pub struct Bearer(pub String);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let value = format!("Bearer {}", self.0).parse().expect("ascii token");
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+pub fn state_of(status: &pb::ConnectionStatus) -> pb::ConnectionState {
+    pb::ConnectionState::try_from(status.state).unwrap_or(pb::ConnectionState::Unspecified)
+}
+
+/// Reads the stream until a status satisfies `want`; returns it and every status seen.
+pub async fn wait_for(
+    stream: &mut Streaming<pb::ConnectionStatus>,
+    what: &str,
+    mut want: impl FnMut(&pb::ConnectionStatus) -> bool,
+) -> (pb::ConnectionStatus, Vec<pb::ConnectionStatus>) {
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = stream
+                .message()
+                .await
+                .expect("stream healthy")
+                .expect("stream open");
+            seen.push(status.clone());
+            if want(&status) {
+                return status;
+            }
+        }
+    })
+    .await;
+    match found {
+        Ok(status) => (status, seen),
+        Err(_) => panic!(
+            "timed out waiting for {what}; saw states {:?}",
+            seen.iter().map(state_of).collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// Waits for a status in `state`.
+pub async fn wait_state(
+    stream: &mut Streaming<pb::ConnectionStatus>,
+    state: pb::ConnectionState,
+) -> (pb::ConnectionStatus, Vec<pb::ConnectionStatus>) {
+    wait_for(stream, &format!("{state:?}"), |s| state_of(s) == state).await
+}
+
+/// Polls `check` every 50 ms until it is true, within [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Everything any test in this binary logged, at every level.
+pub fn captured_logs() -> String {
+    let buffer = LOGS.get_or_init(Default::default);
+    String::from_utf8_lossy(&buffer.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+/// Installs (once) a subscriber writing every event, debug and up, to a buffer.
+pub fn capture_logs() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let buffer = LOGS.get_or_init(Default::default).clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_ansi(false)
+            .with_writer(move || BufferWriter(buffer.clone()))
+            .finish();
+        // Also bridges the `log` records of the IB client library.
+        let _ = subscriber.try_init();
+    });
+}
+
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! `MarketDataService` against the simulated gateway, over real gRPC connections.
+
+#[path = "market_data/chains.rs"]
+mod chains;
+#[path = "market_data/errors.rs"]
+mod errors;
+#[path = "market_data/harness.rs"]
+mod harness;
+#[path = "market_data/limits.rs"]
+mod limits;
+#[path = "market_data/quotes.rs"]
+mod quotes;
+#[path = "market_data/reconnect.rs"]
+mod reconnect;

@@ -1,0 +1,198 @@
+//! Unknown instruments, missing permissions, invalid fields.
+
+use ibstream::proto::ibstream::v1 as pb;
+use tonic::Code;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn an_unknown_symbol_is_not_found_and_fails_only_itself() {
+    let h = start().await;
+    let mut client = h.client().await;
+    let err = client
+        .resolve_contract(pb::ResolveContractRequest {
+            instrument: Some(stock("NOSUCHSYM")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+
+    let mut s = stream(
+        &mut client,
+        vec![stock("AAPL"), stock("NOSUCHSYM")],
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    let mut not_found = None;
+    let mut quoted = false;
+    read_until(&mut s, |m| {
+        if let Some(st) = status_of(m)
+            && st.kind == pb::InstrumentStatusKind::NotFound as i32
+        {
+            not_found = Some(st.clone());
+        }
+        quoted |= quote_of(m).is_some_and(|q| q.symbol == "AAPL");
+        not_found.is_some() && quoted
+    })
+    .await;
+    let st = not_found.unwrap();
+    assert_eq!((st.index, st.code), (1, Code::NotFound as i32));
+
+    let err = client
+        .get_quotes(pb::GetQuotesRequest {
+            instruments: vec![stock("AAPL"), stock("NOSUCHSYM")],
+            data_policy: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(
+        err.message().contains("instruments[1]"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
+async fn no_permission_fails_with_a_hint_or_falls_back_to_delayed() {
+    let h = start_with(|c| c.no_live_permission = vec!["MSFT".into()], settings()).await;
+    let mut client = h.client().await;
+    let mut live_only = stream(
+        &mut client,
+        vec![stock("MSFT"), stock("AAPL")],
+        pb::DataPolicy::LiveOnly,
+    )
+    .await;
+    let mut refused = None;
+    read_until(&mut live_only, |m| {
+        if let Some(st) = status_of(m)
+            && st.kind == pb::InstrumentStatusKind::NoPermission as i32
+        {
+            refused = Some(st.clone());
+        }
+        refused.is_some()
+    })
+    .await;
+    let st = refused.unwrap();
+    assert_eq!((st.index, st.code), (0, Code::FailedPrecondition as i32));
+    assert!(st.message.contains("delayed"), "{}", st.message);
+
+    let err = client
+        .get_quotes(pb::GetQuotesRequest {
+            instruments: vec![stock("MSFT")],
+            data_policy: pb::DataPolicy::LiveOnly as i32,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("delayed"));
+
+    let mut lenient = stream(
+        &mut client,
+        vec![stock("MSFT")],
+        pb::DataPolicy::LiveOrDelayed,
+    )
+    .await;
+    let mut fallback = false;
+    read_until(&mut lenient, |m| {
+        fallback |= status_of(m)
+            .is_some_and(|s| s.kind == pb::InstrumentStatusKind::DelayedFallback as i32);
+        quote_of(m).is_some_and(|q| {
+            q.market_data_type == pb::MarketDataType::Delayed as i32
+                && q.requested_market_data_type == pb::MarketDataType::Delayed as i32
+                && (q.bid.is_some() || q.last.is_some())
+        })
+    })
+    .await;
+    assert!(fallback, "the fallback is announced");
+
+    let quotes = client
+        .get_quotes(pb::GetQuotesRequest {
+            instruments: vec![stock("MSFT")],
+            data_policy: pb::DataPolicy::LiveOrDelayed as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(quotes.quotes.len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_fields_are_named() {
+    let h = start().await;
+    let mut client = h.client().await;
+    let bad = vec![
+        stock("AAPL"),
+        stock("MSFT"),
+        option("SPY", "20261218", -1.0, pb::OptionRight::Call),
+    ];
+    let err = client
+        .stream_quotes(pb::StreamQuotesRequest {
+            instruments: bad,
+            data_policy: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("instruments[2].strike"),
+        "{}",
+        err.message()
+    );
+
+    let err = client
+        .get_quotes(pb::GetQuotesRequest {
+            instruments: vec![option("SPY", "2026-12-18", 500.0, pb::OptionRight::Put)],
+            data_policy: 0,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().starts_with("instruments[0].expiry"),
+        "{}",
+        err.message()
+    );
+
+    let err = client
+        .search_symbols(pb::SearchSymbolsRequest {
+            pattern: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("pattern"));
+}
+
+#[tokio::test]
+async fn contracts_are_looked_up_once_and_symbols_found() {
+    let h = start().await;
+    let mut client = h.client().await;
+    for _ in 0..3 {
+        let d = client
+            .resolve_contract(pb::ResolveContractRequest {
+                instrument: Some(stock("aapl")),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let i = d.instrument.unwrap();
+        assert!(i.con_id > 0);
+        assert_eq!(i.symbol, "AAPL");
+        assert!(!d.long_name.is_empty() && d.min_tick > 0.0);
+    }
+    let stats = h.sim.control().stats();
+    assert_eq!(stats.requests_by_type.get("RequestContractData"), Some(&1));
+    let found = client
+        .search_symbols(pb::SearchSymbolsRequest {
+            pattern: "AAP".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        found
+            .matches
+            .iter()
+            .any(|m| m.instrument.as_ref().is_some_and(|i| i.symbol == "AAPL"))
+    );
+}

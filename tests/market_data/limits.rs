@@ -1,0 +1,149 @@
+//! Line budget, message rate, request size.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ibstream::proto::ibstream::v1 as pb;
+use tonic::Code;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn exceeding_the_line_budget_is_resource_exhausted_and_leaves_others_alone() {
+    let mut s = settings();
+    s.fanout.line_budget = 3;
+    let h = start_with(|_| {}, s).await;
+    let mut client = h.client().await;
+    let mut held = stream(
+        &mut client,
+        vec![stock("AAPL"), stock("MSFT")],
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    read_until(&mut held, |m| quote_of(m).is_some()).await;
+    let mut over = stream(
+        &mut client,
+        vec![stock("SPY"), stock("QQQ")],
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    let err = tokio::time::timeout(WAIT, over.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("2 of 3 lines in use, 1 free"),
+        "{}",
+        err.message()
+    );
+    let stats = h.sim.control().stats();
+    assert_eq!(stats.market_data_requests, 2, "IB was not asked");
+    // The first stream goes on.
+    let before = read_until(&mut held, |m| quote_of(m).is_some()).await;
+    assert!(!before.is_empty());
+
+    let err = client
+        .stream_quotes(pb::StreamQuotesRequest {
+            instruments: (0..600).map(|_| stock("AAPL")).collect(),
+            data_policy: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("at most 500 per request"),
+        "{}",
+        err.message()
+    );
+}
+
+/// Up to 300 listed options near the money of a few underlyings.
+async fn three_hundred_options(h: &Harness) -> Vec<pb::Instrument> {
+    let mut client = h.client().await;
+    let mut out = Vec::new();
+    for symbol in ["SPY", "QQQ", "AAPL", "MSFT"] {
+        let chain = client
+            .get_option_chain(pb::GetOptionChainRequest {
+                underlying: Some(stock(symbol)),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let spot = h.sim.control().spot(symbol).unwrap();
+        for expiry in chain.expirations.iter().take(4) {
+            for strike in chain
+                .strikes
+                .iter()
+                .filter(|k| (**k / spot - 1.0).abs() < 0.08)
+            {
+                for right in [pb::OptionRight::Call, pb::OptionRight::Put] {
+                    if out.len() < 300 {
+                        out.push(option(symbol, expiry, *strike, right));
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(out.len(), 300);
+    out
+}
+
+#[tokio::test]
+async fn three_hundred_instruments_at_once_stay_within_the_message_rate() {
+    let mut s = settings();
+    s.fanout.line_budget = 400;
+    let h = start_with(
+        |c| {
+            c.line_limit = 400;
+            c.tick_interval = Duration::from_millis(200);
+        },
+        s,
+    )
+    .await;
+    let instruments = three_hundred_options(&h).await;
+    let mut client = h.client().await;
+    let mut s = stream(&mut client, instruments, pb::DataPolicy::Unspecified).await;
+    let mut quoted = HashSet::new();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while quoted.len() < 300 {
+            let m = s.message().await.unwrap().unwrap();
+            if let Some(st) = status_of(&m) {
+                assert!(
+                    st.kind == pb::InstrumentStatusKind::Subscribed as i32,
+                    "every option resolves and subscribes: {st:?}"
+                );
+            }
+            if quote_of(&m).is_some() {
+                quoted.insert(m.index);
+            }
+        }
+    })
+    .await
+    .expect("300 quoted instruments");
+    let stats = h.sim.control().stats();
+    assert!(stats.market_data_requests >= 300, "{stats:?}");
+    assert!(
+        stats.peak_messages_per_second <= 50,
+        "peak {} msg/s",
+        stats.peak_messages_per_second
+    );
+    assert_eq!(
+        stats.errors_sent.get(&100),
+        None,
+        "no pacing violation: {stats:?}"
+    );
+    // Releasing them all at once sends 300 cancels, paced as well.
+    drop(s);
+    wait_for_stats(&h.sim, "all cancelled", |st| {
+        st.active_market_data_subscriptions == 0
+    })
+    .await;
+    let stats = h.sim.control().stats();
+    assert!(
+        stats.peak_messages_per_second <= 50,
+        "peak {} msg/s",
+        stats.peak_messages_per_second
+    );
+    assert_eq!(stats.errors_sent.get(&100), None);
+}

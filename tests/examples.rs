@@ -60,7 +60,7 @@ fn assert_quotes(out: &Output, symbols: &[&str], count: usize) {
     }
 }
 
-/// Asserts `count` option lines with a quote and Greeks in range.
+/// Asserts at least `count` option lines, each with a quote and Greeks in range.
 fn assert_chain(out: &Output, count: usize) {
     assert!(out.status.success(), "{}", out.describe());
     assert!(
@@ -68,8 +68,9 @@ fn assert_chain(out: &Output, count: usize) {
         "{}",
         out.describe()
     );
+    // Options that change together arrive in one batch, so a batch may overshoot.
     let options = lines_with(out, "SPY 2");
-    assert_eq!(options.len(), count, "{}", out.describe());
+    assert!(options.len() >= count, "{}", out.describe());
     for line in options {
         let delta = number(line, "delta").unwrap_or_else(|| panic!("no delta in {line:?}"));
         let iv = number(line, "iv").unwrap_or_else(|| panic!("no iv in {line:?}"));

@@ -14,6 +14,23 @@ function optionName(o) {
   return `${o.symbol} ${o.expiry} ${o.strike} ${right}`;
 }
 
+function printOption(o) {
+  const q = o.quote || {};
+  const g = o.greeks || {};
+  console.log(
+    `${optionName(o.option)} bid=${fmt(q.bid)} ask=${fmt(q.ask)} iv=${fmt(g.implied_volatility, 4)} ` +
+      `delta=${fmt(g.delta, 4)} gamma=${fmt(g.gamma, 4)} vega=${fmt(g.vega, 4)} theta=${fmt(g.theta, 4)} ` +
+      `underlying=${fmt(g.underlying_price)} source=${(g.source || '-').replace('GREEKS_SOURCE_', '')}`,
+  );
+}
+
+/** Whether an option update carries a price and Greeks. */
+function isComplete(o) {
+  const q = o.quote || {};
+  const g = o.greeks || {};
+  return (q.bid !== undefined || q.ask !== undefined) && g.delta !== undefined && g.implied_volatility !== undefined;
+}
+
 function main() {
   const args = parseArgs(process.argv.slice(2), { expirations: 1, strikes: 4 });
   const symbol = (args.positional[0] || 'SPY').toUpperCase();
@@ -53,23 +70,14 @@ function main() {
         console.log(`status ${s.instrument ? s.instrument.symbol : symbol} ${s.kind} ${s.message || ''}`.trimEnd());
         break;
       }
-      case 'option': {
-        const o = message.option;
-        const q = o.quote || {};
-        const g = o.greeks || {};
-        console.log(
-          `${optionName(o.option)} bid=${fmt(q.bid)} ask=${fmt(q.ask)} iv=${fmt(g.implied_volatility, 4)} ` +
-            `delta=${fmt(g.delta, 4)} gamma=${fmt(g.gamma, 4)} vega=${fmt(g.vega, 4)} theta=${fmt(g.theta, 4)} ` +
-            `underlying=${fmt(g.underlying_price)} source=${(g.source || '-').replace('GREEKS_SOURCE_', '')}`,
-        );
-        const hasQuote = q.bid !== undefined || q.ask !== undefined;
-        const hasGreeks = g.delta !== undefined && g.implied_volatility !== undefined;
-        if (hasQuote && hasGreeks) {
-          complete += 1;
-          if (complete >= args.updates) finish(0);
+      case 'options':
+        // Options that changed together arrive in one batch.
+        for (const o of message.options.options) {
+          printOption(o);
+          if (isComplete(o)) complete += 1;
         }
+        if (complete >= args.updates) finish(0);
         break;
-      }
       default:
         break;
     }

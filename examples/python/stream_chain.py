@@ -21,6 +21,24 @@ def option_name(option):
     return f"{option.symbol} {option.expiry} {option.strike:g} {right}"
 
 
+def print_option(md, o):
+    q, g = o.quote, o.greeks
+    source = md.GreeksSource.Name(g.source).removeprefix("GREEKS_SOURCE_")
+    print(
+        f"{option_name(o.option)} bid={ib.fmt(q, 'bid')} ask={ib.fmt(q, 'ask')} "
+        f"iv={ib.fmt(g, 'implied_volatility', '{:.4f}')} delta={ib.fmt(g, 'delta', '{:.4f}')} "
+        f"gamma={ib.fmt(g, 'gamma', '{:.4f}')} vega={ib.fmt(g, 'vega', '{:.4f}')} "
+        f"theta={ib.fmt(g, 'theta', '{:.4f}')} underlying={ib.fmt(g, 'underlying_price')} source={source}",
+        flush=True,
+    )
+
+
+def complete_option(o):
+    """Whether an option update carries a price and Greeks."""
+    has_quote = o.quote.HasField("bid") or o.quote.HasField("ask")
+    return has_quote and o.greeks.HasField("delta") and o.greeks.HasField("implied_volatility")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ib.common_arguments(parser)
@@ -53,23 +71,14 @@ def main():
             elif event == "status":
                 s = message.status
                 print(f"status {s.instrument.symbol} {md.InstrumentStatusKind.Name(s.kind)} {s.message}".rstrip(), flush=True)
-            elif event == "option":
-                o = message.option
-                q, g = o.quote, o.greeks
-                source = md.GreeksSource.Name(g.source).removeprefix("GREEKS_SOURCE_")
-                print(
-                    f"{option_name(o.option)} bid={ib.fmt(q, 'bid')} ask={ib.fmt(q, 'ask')} "
-                    f"iv={ib.fmt(g, 'implied_volatility', '{:.4f}')} delta={ib.fmt(g, 'delta', '{:.4f}')} "
-                    f"gamma={ib.fmt(g, 'gamma', '{:.4f}')} vega={ib.fmt(g, 'vega', '{:.4f}')} "
-                    f"theta={ib.fmt(g, 'theta', '{:.4f}')} underlying={ib.fmt(g, 'underlying_price')} source={source}",
-                    flush=True,
-                )
-                has_quote = q.HasField("bid") or q.HasField("ask")
-                has_greeks = g.HasField("delta") and g.HasField("implied_volatility")
-                if has_quote and has_greeks:
-                    complete += 1
-                    if complete >= args.updates:
-                        return 0
+            elif event == "options":
+                # Options that changed together arrive in one batch.
+                for o in message.options.options:
+                    print_option(md, o)
+                    if complete_option(o):
+                        complete += 1
+                if complete >= args.updates:
+                    return 0
     except grpc.RpcError as err:
         print(f"error: StreamOptionChain failed: {err.code().name}: {err.details()}", file=sys.stderr)
         return 1

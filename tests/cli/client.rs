@@ -67,7 +67,8 @@ fn chain_piped_prints_options_with_greeks() {
         .lines()
         .filter(|l| l.starts_with("SPY 2") && l.contains(" delta="))
         .collect();
-    assert_eq!(options.len(), 4, "{}", out.describe());
+    // Options that change together arrive in one batch, so the last may overshoot.
+    assert!(options.len() >= 4, "{}", out.describe());
     for line in options {
         let delta = field(line, "delta").unwrap_or_else(|| panic!("no delta in {line:?}"));
         assert!((-1.0..=1.0).contains(&delta), "{line}");

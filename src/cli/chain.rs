@@ -209,7 +209,7 @@ impl ChainView {
             .filter(|_| quote.is_none())
         {
             return [
-                Cell::tinted(status.clone(), Tint::Red),
+                Cell::tinted(table::truncate(status, 16), Tint::Red),
                 Cell::plain(""),
                 Cell::plain(""),
                 Cell::plain(""),

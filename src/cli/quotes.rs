@@ -255,12 +255,17 @@ impl View for QuotesView {
     }
 }
 
+/// Widest state shown in the table (the full reason is in the plain lines and the error).
+const STATE_WIDTH: usize = 48;
+
 fn row_cells(row: &Row) -> Vec<Cell> {
     let state = match (&row.status, &row.quote) {
-        (Some((kind, text)), _) if is_failure(*kind) => Cell::tinted(text.clone(), Tint::Red),
+        (Some((kind, text)), _) if is_failure(*kind) => {
+            Cell::tinted(table::truncate(text, STATE_WIDTH), Tint::Red)
+        }
         (_, Some(q)) if q.stale => Cell::tinted("STALE", Tint::Red),
         (_, Some(_)) => Cell::plain("ok"),
-        (Some((_, text)), None) => Cell::tinted(text.clone(), Tint::Dim),
+        (Some((_, text)), None) => Cell::tinted(table::truncate(text, STATE_WIDTH), Tint::Dim),
         (None, None) => Cell::tinted("waiting", Tint::Dim),
     };
     let Some(q) = &row.quote else {

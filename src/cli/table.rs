@@ -133,6 +133,7 @@ impl Table {
     }
 
     fn line(&self, row: &[Cell], widths: &[usize], ansi: bool) -> String {
+        let last = row.len().saturating_sub(1);
         let mut line = String::new();
         for (i, ((cell, width), (_, align))) in
             row.iter().zip(widths).zip(&self.columns).enumerate()
@@ -141,8 +142,10 @@ impl Table {
                 line.push_str("  ");
             }
             let padded = match align {
-                Align::Left => format!("{:<width$}", cell.text),
                 Align::Right => format!("{:>width$}", cell.text),
+                // Padding after the last cell would only widen the line (and wrap it).
+                Align::Left if i == last => cell.text.clone(),
+                Align::Left => format!("{:<width$}", cell.text),
             };
             match cell.tint.code().filter(|_| ansi) {
                 Some(code) => {
@@ -157,10 +160,20 @@ impl Table {
     }
 }
 
-/// A price with two decimals (four below one dollar), `-` when absent.
+/// `text` cut to `max` characters, an ellipsis marking the cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// A price with two decimals, or four when it has sub-cent digits; `-` when absent.
 pub fn price(value: Option<f64>) -> String {
     match value {
-        Some(v) if v.abs() < 1.0 && v != 0.0 => format!("{v:.4}"),
+        Some(v) if ((v * 100.0).round() - v * 100.0).abs() > 1e-6 => format!("{v:.4}"),
         Some(v) => format!("{v:.2}"),
         None => "-".into(),
     }
@@ -290,6 +303,16 @@ mod tests {
     }
 
     #[test]
+    fn the_last_column_is_not_padded() {
+        let mut table = Table::new(&[("A", Align::Left), ("STATE", Align::Left)]);
+        table.push(vec!["x".into(), Cell::tinted("a long message", Tint::Red)]);
+        table.push(vec!["y".into(), "ok".into()]);
+        let lines = table.render(true);
+        assert!(lines[0].ends_with("STATE\x1b[0m"), "{lines:?}");
+        assert!(lines[2].ends_with("  ok"), "{lines:?}");
+    }
+
+    #[test]
     fn colours_only_with_ansi() {
         let mut table = Table::new(&[("CHG", Align::Right)]);
         table.push(vec![Cell::tinted("+1.00", Tint::Green)]);
@@ -301,8 +324,11 @@ mod tests {
 
     #[test]
     fn numbers_format_with_absent_values_as_dash() {
-        assert_eq!(price(Some(189.126)), "189.13");
-        assert_eq!(price(Some(0.05)), "0.0500");
+        assert_eq!(price(Some(189.12)), "189.12");
+        assert_eq!(price(Some(0.05)), "0.05");
+        assert_eq!(price(Some(0.0525)), "0.0525");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
         assert_eq!(price(None), "-");
         assert_eq!(size(Some(300.0)), "300");
         assert_eq!(change(Some(-1.5)), "-1.50");

@@ -4,7 +4,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Demo, Output, binary, run};
+use ibstream::proto::ibsim::v1 as sim;
+use ibstream::proto::ibsim::v1::simulator_control_client::SimulatorControlClient;
+
+use crate::support::{Demo, Lines, Output, binary, run};
 
 /// Runs `ibstream <args…> --server <demo>` (bounded).
 fn client(demo: &Demo, args: &[&str]) -> Output {
@@ -142,4 +145,54 @@ fn unreachable_server_exits_with_a_clear_error() {
             out.describe()
         );
     }
+}
+
+/// Drops the gateway's connections and refuses new ones for `refuse`, through the
+/// simulator's control plane.
+fn gateway_outage(control: &str, refuse: Duration) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{control}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to sim-control");
+        let mut client = SimulatorControlClient::new(channel);
+        client
+            .set_availability(sim::SetAvailabilityRequest {
+                refuse_for: Some(refuse.try_into().unwrap()),
+            })
+            .await
+            .expect("SetAvailability");
+        client
+            .drop_connections(sim::DropConnectionsRequest {})
+            .await
+            .expect("DropConnections");
+    });
+}
+
+#[test]
+fn quotes_turn_stale_while_the_gateway_is_down_and_fresh_after() {
+    let demo = Demo::start();
+    let quotes = Lines::spawn(
+        Command::new(binary())
+            .args(["quotes", "AAPL", "--duration", "60"])
+            .args(["--server", &demo.server_url()]),
+    );
+    let wait = Duration::from_secs(30);
+    let first = quotes.wait_for(wait, |l| l.starts_with("AAPL bid="));
+    assert!(!first.ends_with(" STALE"), "{first}");
+    gateway_outage(&demo.sim_control, Duration::from_secs(2));
+    let stale = quotes.wait_for(wait, |l| l.starts_with("AAPL ") && l.ends_with(" STALE"));
+    assert!(
+        stale.contains(" bid="),
+        "the last prices stay visible: {stale}"
+    );
+    // The session reconnects after the refusal ends and quotes flow fresh again.
+    quotes.wait_for(wait, |l| {
+        l.starts_with("AAPL bid=") && !l.ends_with(" STALE")
+    });
 }

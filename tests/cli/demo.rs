@@ -99,3 +99,33 @@ fn demo_stops_cleanly_on_sigterm() {
         "gRPC port still open"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn demo_reopens_a_kept_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo-data");
+    let path = path.to_str().unwrap();
+    for run_number in 1..=2 {
+        let mut demo = Demo::start_with(&["--data-dir", path]);
+        let banner = demo.banner.join("\n");
+        assert!(
+            banner.contains(&format!("data-dir: {path}\n")),
+            "run {run_number}: {banner}"
+        );
+        assert!(
+            banner.contains("session: CONNECTED"),
+            "run {run_number}: {banner}"
+        );
+        let stop = run(
+            Command::new("kill").args(["-TERM", &demo.pid().to_string()]),
+            Duration::from_secs(10),
+        );
+        assert!(stop.status.success(), "{}", stop.describe());
+        let status = demo.wait_exit(Duration::from_secs(30)).expect("demo stops");
+        assert!(status.success(), "run {run_number}: {}", demo.stderr());
+    }
+    // The database and its key file stay for the next run.
+    assert!(dir.path().join("demo-data/master.key").exists());
+    assert!(dir.path().join("demo-data/ibstream.sqlite").exists());
+}

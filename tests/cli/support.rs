@@ -45,6 +45,11 @@ pub struct Demo {
 impl Demo {
     /// Starts the demo with every port 0 and waits (bounded) for its ready line.
     pub fn start() -> Demo {
+        Demo::start_with(&[])
+    }
+
+    /// [`Demo::start`] with more flags.
+    pub fn start_with(extra: &[&str]) -> Demo {
         let mut child = Command::new(binary())
             .args([
                 "demo",
@@ -57,6 +62,7 @@ impl Demo {
                 "--metrics-listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -156,6 +162,60 @@ impl Drop for Demo {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
         }
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process whose stdout lines arrive on a channel as it prints them; killed on
+/// drop.
+pub struct Lines {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Lines {
+    /// Starts `cmd` with stdout piped line by line (stderr discarded).
+    pub fn spawn(cmd: &mut Command) -> Lines {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let pipe = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Lines { child, lines }
+    }
+
+    /// Reads lines until one satisfies `pred` (returned) or `limit` passes (panics with
+    /// what was read).
+    pub fn wait_for(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "no matching line within {limit:?}; read:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }

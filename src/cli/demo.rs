@@ -90,6 +90,9 @@ struct Running {
     metrics_addr: SocketAddr,
     metrics_shutdown: CancellationToken,
     data: DataDir,
+    /// Whether the database holds API keys (a kept data directory may): then every call
+    /// needs one.
+    keys_required: bool,
 }
 
 /// Runs `ibstream demo` until SIGINT or SIGTERM.
@@ -131,6 +134,10 @@ async fn start(args: &Args) -> anyhow::Result<Running> {
         .await
         .context("cannot unlock the credential store")?;
     point_at_simulator(&store, sim.gateway_addr()).await?;
+    let keys_required = store
+        .has_api_keys()
+        .await
+        .context("cannot read the API keys")?;
     let mut config = Config {
         data_dir: data.path().to_owned(),
         ..Config::default()
@@ -161,6 +168,7 @@ async fn start(args: &Args) -> anyhow::Result<Running> {
         metrics_addr,
         metrics_shutdown,
         data,
+        keys_required,
     })
 }
 
@@ -220,7 +228,16 @@ fn print_banner(running: &Running, state: ConnectionState) {
     );
     println!("session: {}", state.as_str().to_ascii_uppercase());
     println!();
-    println!("No API keys: any local process may call this server (it listens on loopback only).");
+    if running.keys_required {
+        println!(
+            "API keys exist in {}: pass one with --api-key (or IBSTREAM_API_KEY) and to grpcurl with -H 'authorization: Bearer <key>'.",
+            running.data.path().display()
+        );
+    } else {
+        println!(
+            "No API keys: any local process may call this server (it listens on loopback only)."
+        );
+    }
     if temporary {
         println!(
             "The master key is a throwaway random secret: nothing stored here outlives the demo."

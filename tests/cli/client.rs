@@ -196,3 +196,63 @@ fn quotes_turn_stale_while_the_gateway_is_down_and_fresh_after() {
         l.starts_with("AAPL bid=") && !l.ends_with(" STALE")
     });
 }
+
+#[test]
+fn api_key_is_required_once_keys_exist_and_accepted_from_flag_or_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let created = run(
+        Command::new(binary()).args(["keys", "create", "--scope", "read", "--data-dir", data]),
+        Duration::from_secs(60),
+    );
+    assert!(created.status.success(), "{}", created.describe());
+    let key = created.stdout.trim().to_owned();
+    let demo = Demo::start_with(&["--data-dir", data]);
+    assert!(
+        demo.banner.join("\n").contains("API keys exist"),
+        "{:?}",
+        demo.banner
+    );
+
+    let refused = client(&demo, &["status"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("Unauthenticated"),
+        "{}",
+        refused.describe()
+    );
+    assert!(
+        refused.stderr.contains("--api-key"),
+        "{}",
+        refused.describe()
+    );
+    assert!(!refused.stderr.contains(&key));
+
+    let with_flag = client(&demo, &["status", "--api-key", &key]);
+    assert!(with_flag.status.success(), "{}", with_flag.describe());
+    assert!(
+        with_flag.stdout.contains("CONNECTED"),
+        "{}",
+        with_flag.describe()
+    );
+
+    let with_env = run(
+        Command::new(binary())
+            .args([
+                "quotes",
+                "AAPL",
+                "--count",
+                "1",
+                "--server",
+                &demo.server_url(),
+            ])
+            .env("IBSTREAM_API_KEY", &key),
+        Duration::from_secs(60),
+    );
+    assert!(with_env.status.success(), "{}", with_env.describe());
+    assert!(
+        with_env.stdout.contains("AAPL bid="),
+        "{}",
+        with_env.describe()
+    );
+}

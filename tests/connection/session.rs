@@ -50,6 +50,12 @@ async fn connect_disconnect_and_reconnect() {
     let first_link = link.borrow_and_update().clone().expect("link published");
     assert_eq!(first_link.generation, generation);
     assert_eq!(h.sim.control().stats().connections, 1);
+    // The profile's market data type was requested after connecting.
+    let requests = h.sim.control().stats().requests_by_type;
+    assert!(
+        requests.get("RequestMarketDataType").copied().unwrap_or(0) >= 1,
+        "{requests:?}"
+    );
 
     // The health monitor reports a round trip.
     let mut watch = client

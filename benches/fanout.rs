@@ -300,9 +300,12 @@ where
 }
 
 async fn client(url: &str) -> MarketDataServiceClient<Channel> {
-    MarketDataServiceClient::connect(url.to_owned())
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .expect("endpoint")
+        .connect()
         .await
-        .expect("connect")
+        .expect("connect");
+    MarketDataServiceClient::new(channel)
 }
 
 fn ibstream_server(interval: Duration) -> (MarketDataServiceServer<MarketData>, MarketData) {

@@ -25,7 +25,7 @@ use super::tick::Tick;
 use super::types::{
     ChainParams, ContractDetails, ContractSpec, DataType, FarmKind, SecType, SymbolMatch,
 };
-use crate::ib::{Link, LinkWatch};
+use crate::ib::{Link, LinkWatch, MessagePacer};
 use crate::metrics::Metrics;
 
 /// Generic ticks asked for options: option volume (100), open interest (101) and
@@ -38,6 +38,9 @@ struct Shared {
     farms: broadcast::Sender<FarmNotice>,
     pacer: Pacer,
     metrics: Arc<Metrics>,
+    /// The session's mirror of `ibapi`'s limiter, told of every message (it also counts
+    /// them in the metrics).
+    session_pacer: Option<MessagePacer>,
     /// The market-data type last requested in a session (IB applies it to the requests
     /// that follow, session-wide).
     data_type: Mutex<Option<(u64, DataType)>>,
@@ -57,7 +60,13 @@ impl Drop for IbSource {
 
 impl IbSource {
     /// Follows `links`; `message_rate` is the profile's messages-per-second budget.
-    pub fn new(links: LinkWatch, message_rate: u32, metrics: Arc<Metrics>) -> Arc<IbSource> {
+    /// `session_pacer`, when given, is told of every message sent.
+    pub fn new(
+        links: LinkWatch,
+        message_rate: u32,
+        metrics: Arc<Metrics>,
+        session_pacer: Option<MessagePacer>,
+    ) -> Arc<IbSource> {
         let (state, _) = watch::channel(LinkState::default());
         let (farms, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
@@ -66,6 +75,7 @@ impl IbSource {
             farms,
             pacer: Pacer::new(message_rate),
             metrics,
+            session_pacer,
             data_type: Mutex::new(None),
         });
         let stop = CancellationToken::new();
@@ -144,7 +154,12 @@ impl Shared {
 
     async fn send_slot(&self) {
         self.pacer.acquire().await;
-        self.metrics.ib_messages_sent.inc();
+        match &self.session_pacer {
+            Some(p) => {
+                p.note_send();
+            }
+            None => self.metrics.ib_messages_sent.inc(),
+        }
     }
 
     /// Makes `data_type` the session's market-data type if it is not already.

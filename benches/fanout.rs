@@ -17,7 +17,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use ibstream::api::market_data::{MarketData, MarketDataSettings};
 use ibstream::fanout::tick::{PriceField, SizeField, Tick};
 use ibstream::fanout::{
-    ChainParams, ContractDetails, ContractSpec, DataType, FarmNotice, LinkState, MarketDataSource,
+    ChainParams, ContractDetails, ContractSpec, DataNotice, DataType, LinkState, MarketDataSource,
     SourceError, SourceEvent, SymbolMatch, TickStream,
 };
 use ibstream::metrics::Metrics;
@@ -67,7 +67,7 @@ fn live_bytes() -> i64 {
 
 struct Synthetic {
     link: watch::Sender<LinkState>,
-    farms: broadcast::Sender<FarmNotice>,
+    farms: broadcast::Sender<DataNotice>,
     interval: Duration,
 }
 
@@ -126,7 +126,7 @@ impl MarketDataSource for Synthetic {
     fn link_state(&self) -> watch::Receiver<LinkState> {
         self.link.subscribe()
     }
-    fn farm_notices(&self) -> broadcast::Receiver<FarmNotice> {
+    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
         self.farms.subscribe()
     }
     fn subscribe(

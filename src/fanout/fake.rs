@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::source::{
-    FarmNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
 };
 use super::tick::Tick;
 use super::types::{ChainParams, ContractDetails, ContractSpec, DataType, SymbolMatch};
@@ -31,7 +31,7 @@ impl FakeSub {
 
 pub struct FakeSource {
     link: watch::Sender<LinkState>,
-    farms: broadcast::Sender<FarmNotice>,
+    farms: broadcast::Sender<DataNotice>,
     pub subs: Mutex<Vec<FakeSub>>,
     /// conIds refused live data (354).
     pub no_live: Mutex<HashSet<i64>>,
@@ -60,7 +60,7 @@ impl FakeSource {
         self.link.send_replace(LinkState { generation });
     }
 
-    pub fn farm(&self, notice: FarmNotice) {
+    pub fn farm(&self, notice: DataNotice) {
         let _ = self.farms.send(notice);
     }
 
@@ -100,7 +100,7 @@ impl MarketDataSource for FakeSource {
         self.link.subscribe()
     }
 
-    fn farm_notices(&self) -> broadcast::Receiver<FarmNotice> {
+    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
         self.farms.subscribe()
     }
 

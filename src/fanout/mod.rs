@@ -40,3 +40,5 @@ pub use reader::{Reader, ReaderEvent, StatusKind};
 pub use registry::{Fanout, FanoutSettings, FeedRef, LineUsage, SubscriptionInfo};
 pub use source::{DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream};
 pub use types::*;
+#[cfg(test)]
+mod chain_tests;

@@ -6,6 +6,8 @@ mod harness;
 
 #[path = "connection/access.rs"]
 mod access;
+#[path = "connection/cli.rs"]
+mod cli;
 #[path = "connection/grpcurl.rs"]
 mod grpcurl;
 #[path = "connection/lifecycle.rs"]

@@ -17,7 +17,7 @@ use super::context::ServerContext;
 use super::deadline::UnaryDeadlineLayer;
 use super::health::spawn_health_follower;
 use super::limits::StreamLimiter;
-use super::store_backend::{StoreBackend, StoreKeys};
+use super::store_backend::{StoreBackend, StoreKeys, session_profile};
 use super::trace::RpcTraceLayer;
 use crate::config::{Config, ServerConfig};
 use crate::crypto::MasterKey;
@@ -84,16 +84,20 @@ impl Server {
         let keys = Arc::new(StoreKeys::new(options.store.clone()));
         check_exposure(&settings, addr, keys.keys_required().await)?;
         let tls = load_tls(&settings)?;
-        let connect_on_start = options
+        let active = options
             .store
             .active_profile()
             .await
-            .context("cannot read the active profile")?
-            .connect_on_start;
+            .context("cannot read the active profile")?;
 
         let metrics = Arc::new(Metrics::default());
         let backend = Arc::new(StoreBackend::new(options.store.clone()));
-        let (session, session_task) = Session::start(backend, options.session, metrics.clone());
+        let (session, session_task) = Session::start(
+            backend,
+            options.session,
+            metrics.clone(),
+            Some(&session_profile(&active)),
+        );
         let shutdown = CancellationToken::new();
         let ctx = ServerContext {
             config: Arc::new(options.config),
@@ -149,7 +153,7 @@ impl Server {
         });
         tracing::info!(%addr, tls = tls_enabled, "gRPC server listening");
 
-        if connect_on_start {
+        if active.connect_on_start {
             let session = ctx.session.clone();
             tokio::spawn(async move {
                 if let Err(err) = session.connect().await {

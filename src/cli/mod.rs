@@ -2,9 +2,17 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod chain;
+pub mod demo;
 pub mod keys;
+pub mod live;
+pub mod quotes;
+pub mod remote;
 pub mod serve;
+pub mod shutdown;
 pub mod sim;
+pub mod status;
+pub mod table;
 
 /// gRPC market-data server for Interactive Brokers.
 #[derive(Debug, Parser)]
@@ -23,6 +31,14 @@ pub enum Command {
     Keys(keys::Args),
     /// Run the gRPC server.
     Serve(serve::Args),
+    /// Run the simulated gateway, the server and the metrics endpoint together, ready to try.
+    Demo(demo::Args),
+    /// Stream live quotes from a server: a refreshing table, or lines when piped.
+    Quotes(quotes::Args),
+    /// Stream an option chain with Greeks from a server: calls | strike | puts.
+    Chain(chain::Args),
+    /// Show the server's IB session: state, version, heartbeat, lines, message rate.
+    Status(status::Args),
 }
 
 /// Runs the parsed command line to completion.
@@ -31,5 +47,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(args) => sim::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Quotes(args) => quotes::run(args).await,
+        Command::Chain(args) => chain::run(args).await,
+        Command::Status(args) => status::run(args).await,
     }
 }

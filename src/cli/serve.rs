@@ -131,6 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let config = args.config.load(overrides)?;
     init_logging(&config.log)?;
+    let stop = termination()?;
     let store = Store::open_configured(&config)
         .await
         .context("cannot open the database")?;
@@ -158,7 +159,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
         tracing::info!(addr = %bound, "metrics at /metrics");
     }
-    let result = server.run_until(termination()).await;
+    let result = server.run_until(stop).await;
     metrics_shutdown.cancel();
     result
 }
@@ -182,26 +183,29 @@ pub fn init_logging(log: &LogConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn termination() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed before this returns, so a
+/// signal that arrives while the server starts is not lost (nor fatal).
+fn termination() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT received"),
-        _ = terminate => tracing::info!("SIGTERM received"),
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C received");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }

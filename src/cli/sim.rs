@@ -37,8 +37,9 @@ pub struct Args {
     /// Managed accounts reported to clients (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "DU1234567")]
     pub accounts: Vec<String>,
-    /// Highest server version offered (213..=226).
-    #[arg(long, default_value_t = 226, value_parser = clap::value_parser!(i32).range(213..=226))]
+    /// Highest server version offered (213..=226; 100..=212 plays an outdated gateway that
+    /// protobuf-era clients refuse).
+    #[arg(long, default_value_t = 226, value_parser = clap::value_parser!(i32).range(100..=226))]
     pub server_version: i32,
     /// Symbols without a live market-data subscription (comma-separated): live requests
     /// get error 354, delayed ones notice 10167 and delayed ticks.

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::backend::{SessionBackend, spawn_event_writer};
+use super::backend::{SessionBackend, SessionProfile, spawn_event_writer};
 use super::backoff::Backoff;
 use super::error::SessionError;
 use super::health::HealthSettings;
@@ -74,13 +74,20 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Starts the supervisor task, disconnected. Returns the handle and the task, which
     /// ends after [`Session::shutdown`] once the session is closed and its events written.
+    ///
+    /// `profile`, when given, is shown in the status until the first attempt reads the
+    /// active profile again.
     pub fn start(
         backend: Arc<dyn SessionBackend>,
         settings: SessionSettings,
         metrics: Arc<Metrics>,
+        profile: Option<&SessionProfile>,
     ) -> (Session, JoinHandle<()>) {
         let (commands_tx, commands_rx) = mpsc::channel(32);
-        let initial = SessionStatus::initial(OffsetDateTime::now_utc());
+        let mut initial = SessionStatus::initial(OffsetDateTime::now_utc());
+        if let Some(profile) = profile {
+            initial.show_profile(profile);
+        }
         metrics.connection_state.set(initial.state.code());
         let (status_tx, status_rx) = watch::channel(initial);
         let (link_tx, link_rx) = watch::channel::<Option<Link>>(None);

@@ -149,6 +149,16 @@ impl SessionStatus {
         }
     }
 
+    /// Shows the parameters of `profile` (the one in use or about to be).
+    pub fn show_profile(&mut self, profile: &super::backend::SessionProfile) {
+        self.profile = profile.name.clone();
+        self.host = profile.endpoint.host.clone();
+        self.port = profile.endpoint.port;
+        self.client_id = profile.endpoint.client_id;
+        self.market_data_type = profile.market_data_type;
+        self.message_rate = profile.message_rate;
+    }
+
     /// True when the session can serve requests.
     pub fn is_serving(&self) -> bool {
         self.state == ConnectionState::Connected && !self.ib_connectivity_lost

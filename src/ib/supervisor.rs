@@ -7,8 +7,6 @@
 //! silent, the supervisor drops the client and reconnects on its own, for as long as a
 //! session is wanted.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,15 +21,15 @@ use super::backend::{SessionBackend, SessionEvent, SessionProfile};
 use super::circuit::CircuitBreaker;
 use super::connector::{self, ClientOptions, ConnectFailure, ConnectFailureKind};
 use super::error::SessionError;
-use super::health::{self, HealthReport, MissCounter};
 use super::link::Link;
-use super::notices::{self, NoticeEffect};
 use super::pacer::MessagePacer;
 use super::reporter::Reporter;
 use super::session::{Command, Reply, SessionSettings};
 use super::state::{CircuitState, ConnectionState, SessionStatus};
 use crate::metrics::Metrics;
 use crate::store::MarketDataType;
+
+mod live;
 
 /// How long closing a client may take before it is abandoned.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -252,12 +250,8 @@ impl Supervisor {
 
     fn begin_attempt(&mut self, profile: &SessionProfile) {
         let circuit = self.circuit.state();
+        self.show_profile(profile);
         self.report.update(|s| {
-            s.profile = profile.name.clone();
-            s.host = profile.endpoint.host.clone();
-            s.port = profile.endpoint.port;
-            s.client_id = profile.endpoint.client_id;
-            s.market_data_type = profile.market_data_type;
             s.circuit = circuit;
             s.next_retry = None;
         });
@@ -273,6 +267,10 @@ impl Supervisor {
         };
         self.report.set_state(state, reason);
         tracing::debug!(address = %profile.endpoint.address(), client_id = profile.endpoint.client_id, ?circuit, "connection attempt");
+    }
+
+    fn show_profile(&self, profile: &SessionProfile) {
+        self.report.update(|s| s.show_profile(profile));
     }
 
     fn attempt_failed(&mut self, failure: &ConnectFailure) {
@@ -355,185 +353,6 @@ impl Supervisor {
         }
     }
 
-    /// Watches a live client until it is lost for good or a request ends it.
-    async fn live(&mut self, mut live: Live) -> Next {
-        let (health_tx, mut health_rx) = mpsc::channel(4);
-        let mut monitor = Some(AbortOnDrop(self.spawn_health(&live, &health_tx)));
-        let mut misses = MissCounter::default();
-        let mut poll = tokio::time::interval(self.settings.link_poll_interval);
-        // Set while `ibapi` reconnects the socket itself: resolves with its outcome.
-        let mut library_reconnect: Option<ReconnectWait> = None;
-        // The -8 notice that follows a reconnect already seen through `wait_connected`.
-        let mut reconnect_notice_expected = false;
-        loop {
-            tokio::select! {
-                command = self.commands.recv() => {
-                    if let Some(next) = self.live_command(command, &live).await {
-                        return next;
-                    }
-                }
-                notice = live.notices.next() => {
-                    let Some(notice) = notice else {
-                        return self.lost(&live, "the IB client stopped").await;
-                    };
-                    let effect = notices::classify(notice.code, &notice.message);
-                    if effect == NoticeEffect::TransportReconnected {
-                        if !std::mem::take(&mut reconnect_notice_expected) && library_reconnect.is_none() {
-                            // Dropped and re-established between two polls.
-                            self.report.set_state(ConnectionState::Reconnecting, "the gateway connection dropped");
-                            self.library_reconnected(&live);
-                            monitor = Some(AbortOnDrop(self.spawn_health(&live, &health_tx)));
-                        }
-                    } else if self.report.notice(notice.code, &notice.message, &effect) {
-                        // IB dropped every subscription: a new generation makes the
-                        // market-data layer request them again.
-                        self.publish_link(&live.client);
-                    }
-                }
-                report = health_rx.recv() => {
-                    let Some(report) = report else { continue };
-                    if self.health_report(&report, &mut misses) {
-                        let reason = match &report {
-                            HealthReport::Missed { reason } => reason.clone(),
-                            HealthReport::Answered { .. } => String::new(),
-                        };
-                        return self.lost(&live, &format!("the gateway stopped answering: {reason}")).await;
-                    }
-                }
-                outcome = wait_or_pending(&mut library_reconnect) => {
-                    library_reconnect = None;
-                    match outcome {
-                        Ok(()) => {
-                            reconnect_notice_expected = true;
-                            self.library_reconnected(&live);
-                            misses = MissCounter::default();
-                            monitor = Some(AbortOnDrop(self.spawn_health(&live, &health_tx)));
-                        }
-                        Err(err) => {
-                            let reason = format!("the IB client gave up reconnecting: {err}");
-                            self.circuit.record_failure(Instant::now());
-                            return self.lost(&live, &reason).await;
-                        }
-                    }
-                }
-                _ = poll.tick() => {
-                    if library_reconnect.is_none() && !live.client.is_connected() {
-                        monitor = None;
-                        self.link.send_replace(None);
-                        self.report.error(None, "the connection to the gateway dropped; the IB client is reconnecting");
-                        self.report.set_state(ConnectionState::Reconnecting, "the gateway connection dropped");
-                        let client = live.client.clone();
-                        library_reconnect = Some(Box::pin(async move { client.wait_connected().await }));
-                    }
-                }
-            }
-            let _ = &monitor;
-        }
-    }
-
-    fn spawn_health(
-        &self,
-        live: &Live,
-        reports: &mpsc::Sender<HealthReport>,
-    ) -> tokio::task::JoinHandle<()> {
-        health::spawn(
-            live.client.clone(),
-            self.settings.health,
-            self.pacer.clone(),
-            reports.clone(),
-        )
-    }
-
-    /// Records a health check; true when the link counts as lost.
-    fn health_report(&mut self, report: &HealthReport, misses: &mut MissCounter) -> bool {
-        if let HealthReport::Answered { rtt } = report {
-            let (rtt, now) = (*rtt, OffsetDateTime::now_utc());
-            self.report.update(|s| {
-                s.heartbeat_rtt = Some(rtt);
-                s.last_heartbeat = Some(now);
-            });
-        } else if let HealthReport::Missed { reason } = report {
-            tracing::warn!(reason = reason.as_str(), "health check unanswered");
-        }
-        misses.record(report, self.settings.health.max_missed)
-    }
-
-    /// `ibapi` re-established the socket on the same client.
-    fn library_reconnected(&mut self, live: &Live) {
-        self.metrics.reconnects.inc();
-        let server_version = live.client.server_version();
-        self.report.update(|s| {
-            s.server_version = Some(server_version);
-            s.reconnect_attempt = 0;
-            s.ib_connectivity_lost = false;
-        });
-        self.publish_link(&live.client);
-        self.report.set_state(
-            ConnectionState::Connected,
-            "the IB client re-established the session",
-        );
-    }
-
-    async fn live_command(&mut self, command: Option<Command>, live: &Live) -> Option<Next> {
-        match command {
-            None => {
-                self.close(live).await;
-                Some(Next::Stop(None))
-            }
-            Some(Command::Shutdown(done)) => {
-                self.close(live).await;
-                Some(Next::Stop(Some(done)))
-            }
-            Some(Command::Connect(reply)) => {
-                self.circuit.reset();
-                let _ = reply.send(Ok(self.report.snapshot()));
-                None
-            }
-            Some(Command::Disconnect(reply)) => {
-                self.close(live).await;
-                self.report.update(|s| s.wanted = false);
-                self.report
-                    .set_state(ConnectionState::Disconnected, "disconnect requested");
-                let _ = reply.send(Ok(self.report.snapshot()));
-                Some(Next::Idle)
-            }
-            Some(Command::Reconnect(reply)) => {
-                self.close(live).await;
-                self.circuit.reset();
-                self.waiters.push(reply);
-                self.report
-                    .set_state(ConnectionState::Reconnecting, "reconnect requested");
-                Some(Next::Establish { immediate: true })
-            }
-        }
-    }
-
-    /// The link is gone for good: drop the client and reconnect on our own.
-    async fn lost(&mut self, live: &Live, reason: &str) -> Next {
-        self.report.error(None, reason);
-        self.close(live).await;
-        self.report.set_state(
-            ConnectionState::Reconnecting,
-            "the gateway connection was lost",
-        );
-        Next::Establish { immediate: false }
-    }
-
-    /// Withdraws the link and closes the client.
-    async fn close(&mut self, live: &Live) {
-        self.link.send_replace(None);
-        self.report.update(|s| {
-            s.server_version = None;
-            s.heartbeat_rtt = None;
-        });
-        if tokio::time::timeout(CLOSE_TIMEOUT, live.client.disconnect())
-            .await
-            .is_err()
-        {
-            tracing::warn!("closing the IB client timed out");
-        }
-    }
-
     fn stopped(&mut self) {
         self.link.send_replace(None);
         self.fail_waiters(SessionError::Stopped);
@@ -553,24 +372,5 @@ fn ibapi_market_data_type(kind: MarketDataType) -> ibapi::market_data::MarketDat
         MarketDataType::Frozen => T::Frozen,
         MarketDataType::Delayed => T::Delayed,
         MarketDataType::DelayedFrozen => T::DelayedFrozen,
-    }
-}
-
-/// `ibapi`'s own reconnect in progress, resolving with its outcome.
-type ReconnectWait = Pin<Box<dyn Future<Output = Result<(), ibapi::Error>> + Send>>;
-
-/// Aborts the health monitor when the live phase ends or a new one replaces it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-async fn wait_or_pending(slot: &mut Option<ReconnectWait>) -> Result<(), ibapi::Error> {
-    match slot {
-        Some(future) => future.await,
-        None => std::future::pending().await,
     }
 }

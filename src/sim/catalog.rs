@@ -36,9 +36,11 @@ pub struct Entry {
     pub vol: f64,
     /// Continuous dividend yield used to price its options.
     pub dividend_yield: f64,
-    /// IB industry / category / subcategory.
+    /// IB industry.
     pub industry: &'static str,
+    /// IB category.
     pub category: &'static str,
+    /// IB subcategory.
     pub subcategory: &'static str,
     /// Whether options are listed on it in this market.
     pub optionable: bool,

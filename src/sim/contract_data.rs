@@ -11,7 +11,7 @@ const ORDER_TYPES: &str = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AON,AVGCOST,BASK
 const FX_ORDER_TYPES: &str = "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,CASHQTY,COND,CONDORDER,DAY,DEACT,DEACTDIS,DEACTEOD,GAT,GTC,GTD,GTT,HID,IOC,LIT,LMT,MIT,MKT,NONALGO,OCA,REL,RELPCTOFS,SCALE,SCALERST,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,TRAILMIT,WHATIF";
 
 /// The `Contract` sub-message for an instrument reported on `exchange`.
-pub fn contract(universe: &Universe, inst: &Instrument, exchange: &str) -> tws::Contract {
+pub fn contract(inst: &Instrument, exchange: &str) -> tws::Contract {
     let mut c = tws::Contract {
         con_id: Some(inst.con_id),
         symbol: Some(inst.symbol.clone()),
@@ -37,7 +37,6 @@ pub fn contract(universe: &Universe, inst: &Instrument, exchange: &str) -> tws::
             .into(),
         );
         c.multiplier = Some(t.multiplier);
-        let _ = universe;
     }
     c
 }

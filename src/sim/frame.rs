@@ -192,6 +192,70 @@ mod tests {
         assert_eq!(buf.len(), 8 + 1 + 10);
     }
 
+    const REQ: i32 = 1_500_000_000;
+
+    fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn frames_match_the_byte_level_reference() {
+        // Byte strings of the wire reference's walkthrough (tws-protocol.md §5).
+        let accounts = tws::ManagedAccounts {
+            accounts_list: Some("DU1234567".into()),
+        };
+        assert_eq!(
+            &encode(outbound::MANAGED_ACCTS, &accounts)[..],
+            &hex("00 00 00 0F 00 00 00 D7 0A 09 44 55 31 32 33 34 35 36 37")[..]
+        );
+        let next = tws::NextValidId { order_id: Some(1) };
+        assert_eq!(
+            &encode(outbound::NEXT_VALID_ID, &next)[..],
+            &hex("00 00 00 06 00 00 00 D1 08 01")[..]
+        );
+        let size = tws::TickSize {
+            req_id: Some(REQ),
+            tick_type: Some(0),
+            size: Some("300".into()),
+        };
+        assert_eq!(
+            &encode(outbound::TICK_SIZE, &size)[..],
+            &hex("00 00 00 11 00 00 00 CA 08 80 DE A0 CB 05 10 00 1A 03 33 30 30")[..]
+        );
+        let kind = tws::MarketDataType {
+            req_id: Some(REQ),
+            market_data_type: Some(1),
+        };
+        assert_eq!(
+            &encode(outbound::MARKET_DATA_TYPE, &kind)[..],
+            &hex("00 00 00 0C 00 00 01 02 08 80 DE A0 CB 05 10 01")[..]
+        );
+        let end = tws::TickSnapshotEnd { req_id: Some(REQ) };
+        assert_eq!(
+            &encode(outbound::TICK_SNAPSHOT_END, &end)[..],
+            &hex("00 00 00 0A 00 00 01 01 08 80 DE A0 CB 05")[..]
+        );
+        let time = tws::CurrentTime {
+            current_time: Some(1_735_828_200),
+        };
+        assert_eq!(
+            &encode(outbound::CURRENT_TIME, &time)[..],
+            &hex("00 00 00 0A 00 00 00 F9 08 E8 C5 DA BB 06")[..]
+        );
+        let notice = tws::ErrorMessage {
+            id: Some(-1),
+            error_code: Some(2104),
+            error_msg: Some("Market data farm connection is OK:usfarm".into()),
+            ..Default::default()
+        };
+        let mut want =
+            hex("00 00 00 3C 00 00 00 CC 08 FF FF FF FF FF FF FF FF FF 01 18 B8 10 22 28");
+        want.extend_from_slice(b"Market data farm connection is OK:usfarm");
+        assert_eq!(&encode(outbound::ERROR, &notice)[..], &want[..]);
+    }
+
     #[tokio::test]
     async fn rejects_oversized_and_undersized_lengths() {
         let mut oversized: &[u8] = &[0x7f, 0, 0, 0, 1, 2, 3, 4];

@@ -77,17 +77,29 @@ pub fn parse_versions(text: &str) -> Result<(i32, i32), HandshakeError> {
     Ok((min, max))
 }
 
-/// The highest version both sides speak, capped at `configured`.
+/// Oldest version a simulator can be configured to announce (an outdated gateway).
+pub const OLDEST_ANNOUNCED_VERSION: i32 = 100;
+
+/// The highest version both sides speak, capped at `configured`. A gateway configured
+/// below [`MIN_SERVER_VERSION`] plays an outdated gateway: it announces its own version
+/// and leaves the refusal to the client, as a real old TWS does.
 pub fn negotiate(client: (i32, i32), configured: i32) -> Result<i32, HandshakeError> {
-    let max = configured.clamp(MIN_SERVER_VERSION, MAX_SERVER_VERSION);
+    let max = configured.min(MAX_SERVER_VERSION);
+    let no_overlap = || HandshakeError::NoOverlap {
+        client_min: client.0,
+        client_max: client.1,
+        min: MIN_SERVER_VERSION,
+        max,
+    };
+    if client.1 < MIN_SERVER_VERSION {
+        return Err(no_overlap());
+    }
+    if max < MIN_SERVER_VERSION {
+        return Ok(max);
+    }
     let chosen = client.1.min(max);
-    if chosen < client.0.max(MIN_SERVER_VERSION) {
-        return Err(HandshakeError::NoOverlap {
-            client_min: client.0,
-            client_max: client.1,
-            min: MIN_SERVER_VERSION,
-            max,
-        });
+    if chosen < client.0 {
+        return Err(no_overlap());
     }
     Ok(chosen)
 }
@@ -127,6 +139,8 @@ mod tests {
             Err(HandshakeError::NoOverlap { .. })
         ));
         assert!(negotiate((227, 240), 226).is_err());
+        // An outdated gateway announces its version; the client refuses it.
+        assert_eq!(negotiate((213, 226), 187).unwrap(), 187);
     }
 
     #[test]

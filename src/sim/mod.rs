@@ -64,7 +64,8 @@ pub struct SimConfig {
     pub disconnect_after_violations: Option<u32>,
     /// Accounts reported in ManagedAccounts.
     pub accounts: Vec<String>,
-    /// Highest server version offered (213..=226).
+    /// Highest server version offered (213..=226). Values from 100 to 212 play an outdated
+    /// gateway that announces that version, which protobuf-era clients refuse.
     pub server_version: i32,
     /// Symbols without a live market-data subscription: type 1 requests get error 354,
     /// delayed types get notice 10167 and delayed ticks.
@@ -135,8 +136,9 @@ fn validate(config: &SimConfig) -> Result<(), SimError> {
             reason: reason.into(),
         })
     };
-    if !(MIN_SERVER_VERSION..=MAX_SERVER_VERSION).contains(&config.server_version) {
-        return invalid("server_version", "must be within 213..=226");
+    if !(handshake::OLDEST_ANNOUNCED_VERSION..=MAX_SERVER_VERSION).contains(&config.server_version)
+    {
+        return invalid("server_version", "must be within 100..=226");
     }
     if config.tick_interval.is_zero() {
         return invalid("tick_interval", "must be positive");

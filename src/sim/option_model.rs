@@ -103,13 +103,15 @@ impl OptionState {
             .option
             .as_ref()
             .is_some_and(|t| t.right == OptionKind::Call);
-        let mut out: Vec<GatedTick> = Vec::with_capacity(12);
+        // The quote goes last in an opening burst, so a consumer that waits for a two-sided
+        // market has every other opening value by then.
+        let mut quote: Vec<GatedTick> = Vec::with_capacity(2);
         let (old_bid, old_ask) = (self.bid, self.ask);
         self.bid = q.bid;
         self.ask = q.ask;
         if full || old_bid != q.bid {
             self.bid_size = f64::from(self.rng.random_range(1u32..=50));
-            out.push(
+            quote.push(
                 Tick::Price {
                     ty: tt::BID,
                     price: q.bid,
@@ -120,7 +122,7 @@ impl OptionState {
         }
         if full || old_ask != q.ask {
             self.ask_size = f64::from(self.rng.random_range(1u32..=50));
-            out.push(
+            quote.push(
                 Tick::Price {
                     ty: tt::ASK,
                     price: q.ask,
@@ -128,6 +130,10 @@ impl OptionState {
                 }
                 .into(),
             );
+        }
+        let mut out: Vec<GatedTick> = Vec::with_capacity(16);
+        if !full {
+            out.append(&mut quote);
         }
         let traded = !full && self.rng.random_bool(0.15);
         if traded {
@@ -244,6 +250,7 @@ impl OptionState {
                 gate: 106,
             });
         }
+        out.append(&mut quote);
         out
     }
 }

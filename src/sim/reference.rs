@@ -64,7 +64,7 @@ pub(crate) async fn contract_details(
         let inst = universe.get(m.index);
         let msg = tws::ContractData {
             req_id: Some(req_id),
-            contract: Some(contract_data::contract(universe, inst, &m.exchange)),
+            contract: Some(contract_data::contract(inst, &m.exchange)),
             contract_details: Some(contract_data::details(universe, inst)),
         };
         if !out.send(outbound::CONTRACT_DATA, &msg).await {

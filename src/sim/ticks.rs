@@ -93,13 +93,21 @@ impl Generics {
 /// "not computed" sentinel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OptionComputation {
+    /// Implied volatility of `opt_price`.
     pub implied_vol: Option<f64>,
+    /// Delta.
     pub delta: Option<f64>,
+    /// The option price the values belong to.
     pub opt_price: Option<f64>,
+    /// Present value of dividends to expiry.
     pub pv_dividend: f64,
+    /// Gamma.
     pub gamma: Option<f64>,
+    /// Vega per volatility point.
     pub vega: Option<f64>,
+    /// Theta per calendar day.
     pub theta: Option<f64>,
+    /// Underlying price.
     pub und_price: f64,
 }
 
@@ -125,7 +133,9 @@ pub enum Tick {
 /// A tick and the generic code that gates it (0 = always sent).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatedTick {
+    /// The tick.
     pub tick: Tick,
+    /// Generic tick code it needs, 0 when always sent.
     pub gate: u16,
 }
 
@@ -138,7 +148,9 @@ impl From<Tick> for GatedTick {
 /// One encoded tick ready to be sent to any subscriber.
 #[derive(Debug, Clone)]
 pub struct EncodedTick {
+    /// The shared frame tail.
     pub frame: TailFrame,
+    /// Generic tick code it needs, 0 when always sent.
     pub gate: u16,
 }
 

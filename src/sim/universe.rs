@@ -109,16 +109,27 @@ const SPX_OPTION_EXCHANGES: &str = "SMART,CBOE";
 /// A contract specification as a request gives it; empty/zero fields match anything.
 #[derive(Debug, Clone, Default)]
 pub struct ContractQuery {
+    /// Contract id (0: any).
     pub con_id: i32,
+    /// Symbol (underlying symbol for options).
     pub symbol: String,
+    /// IB security type code.
     pub sec_type: String,
+    /// Requested exchange ("" or SMART: routed).
     pub exchange: String,
+    /// Currency.
     pub currency: String,
+    /// Expiry "YYYYMMDD" or month prefix "YYYYMM".
     pub expiry: String,
+    /// Strike (0: any).
     pub strike: f64,
+    /// "C"/"P" (also "CALL"/"PUT").
     pub right: String,
+    /// Multiplier (0: any).
     pub multiplier: f64,
+    /// Trading class.
     pub trading_class: String,
+    /// Exchange-local symbol.
     pub local_symbol: String,
 }
 

@@ -244,24 +244,6 @@ impl UnderlyingState {
 
     pub(super) fn full(&self, atm_vol: f64) -> Vec<GatedTick> {
         let mut out: Vec<GatedTick> = Vec::with_capacity(16);
-        if self.has_quotes() {
-            out.push(
-                Tick::Price {
-                    ty: tt::BID,
-                    price: self.bid,
-                    size: Some(self.bid_size),
-                }
-                .into(),
-            );
-            out.push(
-                Tick::Price {
-                    ty: tt::ASK,
-                    price: self.ask,
-                    size: Some(self.ask_size),
-                }
-                .into(),
-            );
-        }
         if self.has_trades() {
             out.push(self.last_tick());
             out.push(
@@ -333,6 +315,25 @@ impl UnderlyingState {
                 },
                 gate: 106,
             });
+        }
+        // The quote last: a consumer waiting for a two-sided market then has the rest.
+        if self.has_quotes() {
+            out.push(
+                Tick::Price {
+                    ty: tt::BID,
+                    price: self.bid,
+                    size: Some(self.bid_size),
+                }
+                .into(),
+            );
+            out.push(
+                Tick::Price {
+                    ty: tt::ASK,
+                    price: self.ask,
+                    size: Some(self.ask_size),
+                }
+                .into(),
+            );
         }
         out
     }

@@ -193,5 +193,16 @@ async fn reflection_lists_the_control_service() {
             .iter()
             .any(|s| s.name == "ibsim.v1.SimulatorControl")
     );
+    // Everything a reflection client needs to call it, imports included.
+    let set = <prost_types::FileDescriptorSet as prost::Message>::decode(
+        ibstream::proto::FILE_DESCRIPTOR_SET,
+    )
+    .unwrap();
+    let names: Vec<_> = set.file.iter().filter_map(|f| f.name.as_deref()).collect();
+    assert!(names.contains(&"ibsim/v1/control.proto"), "{names:?}");
+    assert!(
+        names.contains(&"google/protobuf/duration.proto"),
+        "{names:?}"
+    );
     sim.shutdown().await;
 }

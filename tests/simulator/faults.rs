@@ -103,3 +103,27 @@ async fn injected_errors_reach_notices_and_requests() {
     assert_eq!(sim.control().stats().errors_sent[&10197], 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_tick_interval_changes_while_running() {
+    let sim = start().await;
+    let client = connect(&sim, 1).await;
+    let mut sub = client
+        .market_data(&Contract::stock("KO").build())
+        .subscribe()
+        .await
+        .unwrap();
+    next_data(&mut sub).await;
+    sim.control().set_tick_interval(Duration::from_secs(3600));
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        loop {
+            next_data(&mut sub).await;
+        }
+    })
+    .await;
+    let quiet = tokio::time::timeout(Duration::from_millis(600), next_data(&mut sub)).await;
+    assert!(quiet.is_err(), "no steps with an hour between them");
+    sim.control().set_tick_interval(Duration::from_millis(10));
+    ticks_until(&mut sub, |seen| bids(seen).len() >= 3).await;
+    sim.shutdown().await;
+}

@@ -337,3 +337,25 @@ async fn unknown_generic_tick_codes_are_rejected_with_321() {
     assert_eq!(notice_code(&first_error(&mut sub).await), 321);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn frozen_type_is_announced_with_live_tick_ids() {
+    let sim = start().await;
+    let client = connect(&sim, 1).await;
+    client
+        .switch_market_data_type(MarketDataType::Frozen)
+        .await
+        .unwrap();
+    let ticks = collect_bids(&client, &Contract::stock("XOM").build(), 1).await;
+    assert!(
+        ticks
+            .iter()
+            .any(|t| matches!(t, TickTypes::MarketDataType(MarketDataType::Frozen)))
+    );
+    assert!(
+        ticks
+            .iter()
+            .any(|t| matches!(t, TickTypes::PriceSize(p) if p.price_tick_type == TickType::Bid))
+    );
+    sim.shutdown().await;
+}

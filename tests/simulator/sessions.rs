@@ -77,3 +77,45 @@ async fn unavailable_gateway_refuses_for_the_window_then_accepts() {
     assert!(client.server_time().await.is_ok());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_outdated_gateway_is_refused_by_the_client() {
+    let sim = start_with(|c| c.server_version = 187).await;
+    let result = Client::builder()
+        .address(sim.gateway_addr().to_string())
+        .client_id(1)
+        .connect()
+        .await;
+    assert!(
+        matches!(result, Err(ibapi::Error::ServerVersion(213, 187, _))),
+        "{:?}",
+        result.err()
+    );
+    sim.shutdown().await;
+}
+
+#[test]
+fn sim_help_documents_every_setting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ibstream"))
+        .args(["sim", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--listen",
+        "--control",
+        "--no-control",
+        "--seed",
+        "--tick-interval-ms",
+        "--line-limit",
+        "--max-messages-per-second",
+        "--disconnect-after-violations",
+        "--accounts",
+        "--server-version",
+        "--no-live-permission",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    assert!(help.contains("127.0.0.1:4002") && help.contains("127.0.0.1:4003"));
+}

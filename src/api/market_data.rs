@@ -8,22 +8,28 @@ use std::time::{Duration, SystemTime};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use super::auth::identity_of;
+use super::context::ServerContext;
+use super::limits::StreamLimiter;
 use super::market_data_convert::{
     chain_to_pb, data_policy_from_pb, details_to_pb, instrument_to_spec, quote_to_pb, spec_to_pb,
     symbol_match_to_pb,
 };
-use super::market_data_stream::{chain_stream, quote_stream};
+use super::market_data_store::StoreContracts;
+use super::market_data_stream::{StreamGuard, chain_stream, quote_stream};
 use crate::fanout::contracts::{ContractStore, Contracts};
 use crate::fanout::tick::apply;
 use crate::fanout::{
-    Chains, ContractSpec, Fanout, FanoutError, FanoutSettings, GreeksParams, MarketDataSource,
-    OptionExtras, Quote, SourceError,
+    Chains, ContractSpec, Fanout, FanoutError, FanoutSettings, GreeksParams, IbSource,
+    MarketDataSource, OptionExtras, Quote, SourceError,
 };
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
 use crate::proto::ibstream::v1::market_data_service_server::{
     MarketDataService, MarketDataServiceServer,
 };
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
 
 /// Limits and parameters of the market-data service.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +68,56 @@ pub struct MarketData {
     pub(crate) chains: Arc<Chains>,
     pub(crate) metrics: Arc<Metrics>,
     settings: Arc<Mutex<MarketDataSettings>>,
+    /// Streams per key and the server's shutdown, when run inside the server.
+    streams: Option<(StreamLimiter, CancellationToken)>,
+}
+
+/// The service as the server registers it: over the session's link, with the store's
+/// contract cache, the configuration and the active profile's limits (read again each
+/// time a new session comes up, so a changed profile applies from its next connect).
+pub async fn service(ctx: &ServerContext) -> anyhow::Result<MarketDataServiceServer<MarketData>> {
+    let profile = ctx
+        .store
+        .active_profile()
+        .await
+        .context("cannot read the active profile")?;
+    let settings = MarketDataSettings::from_config(&ctx.config, &profile);
+    let source = IbSource::new(
+        ctx.link.clone(),
+        settings.message_rate,
+        ctx.metrics.clone(),
+        Some(ctx.session.pacer()),
+    );
+    let store: Arc<dyn ContractStore> = Arc::new(StoreContracts(ctx.store.clone()));
+    let mut api = MarketData::new(source.clone(), Some(store), settings, ctx.metrics.clone());
+    api.streams = Some((ctx.streams.clone(), ctx.shutdown.clone()));
+    tokio::spawn(follow_profile(api.clone(), source, ctx.clone()));
+    Ok(api.into_service())
+}
+
+/// Applies the active profile's limits whenever a new session comes up.
+async fn follow_profile(api: MarketData, source: Arc<IbSource>, ctx: ServerContext) {
+    let mut link = ctx.link.clone();
+    let mut generation = None;
+    loop {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            changed = link.changed() => if changed.is_err() { return },
+        }
+        let current = link.borrow_and_update().as_ref().map(|l| l.generation);
+        if current.is_none() || current == generation {
+            continue;
+        }
+        generation = current;
+        match ctx.store.active_profile().await {
+            Ok(profile) => {
+                let settings = MarketDataSettings::from_config(&ctx.config, &profile);
+                source.set_message_rate(settings.message_rate);
+                api.update_settings(settings);
+            }
+            Err(e) => tracing::warn!(error = %e, "market-data limits not refreshed"),
+        }
+    }
 }
 
 impl std::fmt::Debug for MarketData {
@@ -92,6 +148,22 @@ impl MarketData {
             chains,
             metrics,
             settings: Arc::new(Mutex::new(settings)),
+            streams: None,
+        }
+    }
+
+    /// A permit for one more stream of the caller's key (inside the server), and the
+    /// server's shutdown signal.
+    fn stream_guard<T>(&self, request: &Request<T>) -> Result<StreamGuard, Status> {
+        match &self.streams {
+            Some((limiter, shutdown)) => Ok(StreamGuard {
+                _permit: Some(limiter.acquire(&identity_of(request))?),
+                shutdown: Some(shutdown.clone()),
+            }),
+            None => Ok(StreamGuard {
+                _permit: None,
+                shutdown: None,
+            }),
         }
     }
 
@@ -306,10 +378,13 @@ impl MarketDataService for MarketData {
         &self,
         request: Request<pb::StreamOptionChainRequest>,
     ) -> Result<Response<Self::StreamOptionChainStream>, Status> {
+        let guard = self.stream_guard(&request)?;
         let req = request.into_inner();
         let chain = super::market_data_stream::chain_request(self, &req)?;
         let events = self.chains.open(chain).await?;
-        Ok(Response::new(chain_stream(self.metrics.clone(), events)))
+        Ok(Response::new(
+            guard.wrap(chain_stream(self.metrics.clone(), events)),
+        ))
     }
 }
 

@@ -9,17 +9,19 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use super::limits::StreamPermit;
 use super::market_data::MarketData;
 use super::market_data_convert::{
     data_policy_from_pb, duration, greeks_to_pb, instrument_to_spec, quote_to_pb, spec_to_pb,
 };
-use super::market_data_status::fanout_code;
+use super::status::fanout_code;
 use crate::fanout::{
     ChainEvent, ChainRequest, ContractSpec, FanoutError, Reader, ReaderEvent, Right, StatusKind,
     StrikeSelection,
 };
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
+use tokio_util::sync::CancellationToken;
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -36,6 +38,36 @@ impl OpenStream {
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.0.streams_open.dec();
+    }
+}
+
+/// What a server stream holds besides its data: the per-key permit, and the server's
+/// shutdown, which ends the stream with `UNAVAILABLE`.
+pub(crate) struct StreamGuard {
+    pub(crate) _permit: Option<StreamPermit>,
+    pub(crate) shutdown: Option<CancellationToken>,
+}
+
+impl StreamGuard {
+    pub(crate) fn wrap<T: Send + 'static>(self, stream: BoxedStream<T>) -> BoxedStream<T> {
+        let Some(shutdown) = self.shutdown.clone() else {
+            return Box::pin(stream.map(move |item| {
+                let _held = &self;
+                item
+            }));
+        };
+        let ended = shutdown.clone();
+        let data = stream.take_until(shutdown.cancelled_owned());
+        let ending = stream::once(async move {
+            ended
+                .is_cancelled()
+                .then(|| Status::unavailable("server shutting down"))
+        })
+        .filter_map(|s| async move { s.map(Err) });
+        Box::pin(data.chain(ending).map(move |item| {
+            let _held = &self;
+            item
+        }))
     }
 }
 

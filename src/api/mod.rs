@@ -20,7 +20,6 @@ pub mod health;
 pub mod limits;
 pub mod market_data;
 pub mod market_data_convert;
-pub mod market_data_status;
 pub mod market_data_store;
 pub mod market_data_stream;
 pub mod server;

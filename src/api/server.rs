@@ -123,6 +123,7 @@ impl Server {
             .build_v1alpha()
             .context("building the reflection service")?;
 
+        let market_data = super::market_data::service(&ctx).await?;
         let mut builder = TonicServer::builder()
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .http2_keepalive_timeout(Some(settings.keepalive_timeout));
@@ -140,7 +141,8 @@ impl Server {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             // The public API. Each ibstream service registers here.
-            .add_service(super::connection::service(&ctx));
+            .add_service(super::connection::service(&ctx))
+            .add_service(market_data);
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let signal = shutdown.clone();
@@ -171,7 +173,10 @@ impl Server {
 
 /// The gRPC services the server registers, as reflection lists them. A service added
 /// to the router is added here too (health reports on the same names).
-pub const SERVED_SERVICES: &[&str] = &["ibstream.v1.ConnectionService"];
+pub const SERVED_SERVICES: &[&str] = &[
+    "ibstream.v1.ConnectionService",
+    "ibstream.v1.MarketDataService",
+];
 
 /// Reflection over ibstream's descriptors, listing what is served (the descriptor set
 /// also holds the simulator's control service, which this server does not serve).
@@ -237,14 +242,17 @@ impl ServerHandle {
         self.addr
     }
 
+    /// The counters and gauges every layer updates.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.ctx.metrics.clone()
     }
 
+    /// The IB session.
     pub fn session(&self) -> &Session {
         &self.ctx.session
     }
 
+    /// What the services share (link, store, limits …).
     pub fn context(&self) -> &ServerContext {
         &self.ctx
     }

@@ -72,6 +72,27 @@ impl From<CryptoError> for Status {
     }
 }
 
+/// The gRPC code a market-data error maps to (also carried in per-instrument status
+/// events of streams).
+pub fn fanout_code(err: &crate::fanout::FanoutError) -> tonic::Code {
+    use crate::fanout::FanoutError as E;
+    use tonic::Code;
+    match err {
+        E::InvalidArgument { .. } => Code::InvalidArgument,
+        E::NotFound(_) => Code::NotFound,
+        E::NoPermission(_) => Code::FailedPrecondition,
+        E::LineBudget { .. } | E::IbLineLimit(_) => Code::ResourceExhausted,
+        E::Deadline(_) => Code::DeadlineExceeded,
+        E::Unavailable | E::Ib { .. } => Code::Unavailable,
+    }
+}
+
+impl From<crate::fanout::FanoutError> for Status {
+    fn from(err: crate::fanout::FanoutError) -> Status {
+        Status::new(fanout_code(&err), err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

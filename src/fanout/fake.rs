@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::source::{
-    FarmNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
 };
 use super::tick::Tick;
 use super::types::{ChainParams, ContractDetails, ContractSpec, DataType, SymbolMatch};
@@ -31,12 +31,16 @@ impl FakeSub {
 
 pub struct FakeSource {
     link: watch::Sender<LinkState>,
-    farms: broadcast::Sender<FarmNotice>,
+    farms: broadcast::Sender<DataNotice>,
     pub subs: Mutex<Vec<FakeSub>>,
     /// conIds refused live data (354).
     pub no_live: Mutex<HashSet<i64>>,
     /// Contract details by symbol.
     pub details: Mutex<HashMap<String, ContractDetails>>,
+    /// Option contracts listed per expiry (answers to look-ups without a strike).
+    pub listings: Mutex<HashMap<String, Vec<ContractDetails>>>,
+    /// Option-chain parameters of every underlying.
+    pub chain: Mutex<Vec<ChainParams>>,
     pub detail_requests: Mutex<u32>,
 }
 
@@ -52,6 +56,8 @@ impl FakeSource {
             subs: Mutex::new(Vec::new()),
             no_live: Mutex::new(HashSet::new()),
             details: Mutex::new(HashMap::new()),
+            listings: Mutex::new(HashMap::new()),
+            chain: Mutex::new(Vec::new()),
             detail_requests: Mutex::new(0),
         })
     }
@@ -60,7 +66,7 @@ impl FakeSource {
         self.link.send_replace(LinkState { generation });
     }
 
-    pub fn farm(&self, notice: FarmNotice) {
+    pub fn farm(&self, notice: DataNotice) {
         let _ = self.farms.send(notice);
     }
 
@@ -100,7 +106,7 @@ impl MarketDataSource for FakeSource {
         self.link.subscribe()
     }
 
-    fn farm_notices(&self) -> broadcast::Receiver<FarmNotice> {
+    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
         self.farms.subscribe()
     }
 
@@ -144,6 +150,15 @@ impl MarketDataSource for FakeSource {
         _deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<ContractDetails>, SourceError>> {
         *self.detail_requests.lock().unwrap() += 1;
+        if contract.sec_type == super::types::SecType::Option && contract.strike.is_none() {
+            let listed = self.listings.lock().unwrap().get(&contract.expiry).cloned();
+            let listed = listed
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|d| d.contract.right == contract.right)
+                .collect();
+            return futures::future::ready(Ok(listed)).boxed();
+        }
         let found = self.details.lock().unwrap().get(&contract.symbol).cloned();
         futures::future::ready(match found {
             Some(d) => Ok(vec![d]),
@@ -167,6 +182,6 @@ impl MarketDataSource for FakeSource {
         _underlying: &ContractSpec,
         _deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<ChainParams>, SourceError>> {
-        futures::future::ready(Ok(Vec::new())).boxed()
+        futures::future::ready(Ok(self.chain.lock().unwrap().clone())).boxed()
     }
 }

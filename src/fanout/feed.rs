@@ -11,7 +11,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::source::{MarketDataSource, SourceError, SourceEvent, TickStream};
+use super::source::{DataNotice, MarketDataSource, SourceError, SourceEvent, TickStream};
 use super::tick::{Tick, apply};
 use super::types::{ContractSpec, DataType, FarmKind, OptionExtras, Quote};
 use crate::metrics::Metrics;
@@ -91,6 +91,8 @@ struct State {
     requested: DataType,
     stale_since: Option<Instant>,
     farm_down: bool,
+    /// IB itself lost connectivity (1100) and has not reported it back.
+    ib_down: bool,
     /// Fresh data is expected; the first tick clears the stale mark.
     awaiting_fresh: bool,
     transient_failures: u32,
@@ -108,12 +110,13 @@ impl Feed {
 
     async fn run_inner(&self) {
         let mut link = self.source.link_state();
-        let mut farms = self.source.farm_notices();
+        let mut farms = self.source.data_notices();
         let mut st = State {
             view: FeedView::new(&self.contract, self.base_type),
             requested: self.base_type,
             stale_since: None,
             farm_down: false,
+            ib_down: false,
             awaiting_fresh: false,
             transient_failures: 0,
         };
@@ -173,7 +176,7 @@ impl Feed {
         mut stream: TickStream,
         generation: u64,
         link: &mut watch::Receiver<super::source::LinkState>,
-        farms: &mut broadcast::Receiver<super::source::FarmNotice>,
+        farms: &mut broadcast::Receiver<super::source::DataNotice>,
         st: &mut State,
     ) -> Next {
         let my_farm: FarmKind = self.contract.sec_type.farm();
@@ -191,16 +194,11 @@ impl Feed {
                     }
                 }
                 notice = farms.recv() => {
-                    if let Ok(n) = notice && n.farm == my_farm {
-                        if n.up {
-                            if st.farm_down {
-                                st.farm_down = false;
-                                self.mark_fresh(st);
-                            }
-                        } else if !st.farm_down {
-                            st.farm_down = true;
-                            self.mark_stale(st);
-                        }
+                    if let Ok(n) = notice
+                        && self.on_notice(n, my_farm, st)
+                    {
+                        // IB dropped its subscriptions (1101): ask again.
+                        return Next::Retry;
                     }
                 }
                 event = stream.next() => {
@@ -256,7 +254,7 @@ impl Feed {
             st.transient_failures = 0;
             if st.awaiting_fresh {
                 st.awaiting_fresh = false;
-                if !st.farm_down {
+                if !st.farm_down && !st.ib_down {
                     self.mark_fresh_unpublished(st);
                     changed = true;
                 }
@@ -266,6 +264,41 @@ impl Feed {
             self.publish(st, true);
         }
         Ok(())
+    }
+
+    /// Applies a data notice; returns whether the subscription must be renewed.
+    fn on_notice(&self, notice: DataNotice, my_farm: FarmKind, st: &mut State) -> bool {
+        match notice {
+            DataNotice::Farm { farm, up } if farm == my_farm => {
+                if up && st.farm_down {
+                    st.farm_down = false;
+                    if !st.ib_down {
+                        self.mark_fresh(st);
+                    }
+                } else if !up && !st.farm_down {
+                    st.farm_down = true;
+                    self.mark_stale(st);
+                }
+                false
+            }
+            DataNotice::Farm { .. } => false,
+            DataNotice::ConnectivityLost => {
+                st.ib_down = true;
+                self.mark_stale(st);
+                false
+            }
+            DataNotice::ConnectivityRestored { data_lost } => {
+                st.ib_down = false;
+                if data_lost {
+                    self.mark_stale(st);
+                    return true;
+                }
+                if !st.farm_down {
+                    self.mark_fresh(st);
+                }
+                false
+            }
+        }
     }
 
     fn fold(&self, tick: &Tick, st: &mut State) -> bool {

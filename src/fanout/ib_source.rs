@@ -19,13 +19,13 @@ use super::ib_convert::{
 };
 use super::pacer::Pacer;
 use super::source::{
-    FarmNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
 };
 use super::tick::Tick;
 use super::types::{
     ChainParams, ContractDetails, ContractSpec, DataType, FarmKind, SecType, SymbolMatch,
 };
-use crate::ib::{Link, LinkWatch};
+use crate::ib::{Link, LinkWatch, MessagePacer};
 use crate::metrics::Metrics;
 
 /// Generic ticks asked for options: option volume (100), open interest (101) and
@@ -35,9 +35,12 @@ const OPTION_GENERIC_TICKS: &[&str] = &["100", "101", "106"];
 struct Shared {
     links: LinkWatch,
     state: watch::Sender<LinkState>,
-    farms: broadcast::Sender<FarmNotice>,
+    farms: broadcast::Sender<DataNotice>,
     pacer: Pacer,
     metrics: Arc<Metrics>,
+    /// The session's mirror of `ibapi`'s limiter, told of every message (it also counts
+    /// them in the metrics).
+    session_pacer: Option<MessagePacer>,
     /// The market-data type last requested in a session (IB applies it to the requests
     /// that follow, session-wide).
     data_type: Mutex<Option<(u64, DataType)>>,
@@ -57,7 +60,13 @@ impl Drop for IbSource {
 
 impl IbSource {
     /// Follows `links`; `message_rate` is the profile's messages-per-second budget.
-    pub fn new(links: LinkWatch, message_rate: u32, metrics: Arc<Metrics>) -> Arc<IbSource> {
+    /// `session_pacer`, when given, is told of every message sent.
+    pub fn new(
+        links: LinkWatch,
+        message_rate: u32,
+        metrics: Arc<Metrics>,
+        session_pacer: Option<MessagePacer>,
+    ) -> Arc<IbSource> {
         let (state, _) = watch::channel(LinkState::default());
         let (farms, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
@@ -66,6 +75,7 @@ impl IbSource {
             farms,
             pacer: Pacer::new(message_rate),
             metrics,
+            session_pacer,
             data_type: Mutex::new(None),
         });
         let stop = CancellationToken::new();
@@ -94,7 +104,7 @@ async fn follow_links(shared: Arc<Shared>, stop: CancellationToken) {
         if let Some(link) = link
             && let Ok(stream) = link.client.notice_stream()
         {
-            notices = Some(tokio::spawn(forward_farm_notices(
+            notices = Some(tokio::spawn(forward_data_notices(
                 stream,
                 shared.farms.clone(),
             )));
@@ -110,27 +120,31 @@ async fn follow_links(shared: Arc<Shared>, stop: CancellationToken) {
     shared.state.send_replace(LinkState::default());
 }
 
-async fn forward_farm_notices(
+async fn forward_data_notices(
     mut stream: ibapi::subscriptions::NoticeStream,
-    farms: broadcast::Sender<FarmNotice>,
+    farms: broadcast::Sender<DataNotice>,
 ) {
     while let Some(n) = stream.next().await {
-        if let Some(notice) = farm_notice(n.code, &n.message) {
+        if let Some(notice) = data_notice(n.code, &n.message) {
             let _ = farms.send(notice);
         }
     }
 }
 
-/// Reads a farm notice: 2103/2105/2157 broken, 2104/2106/2158 OK, farm name after ':'.
-pub(crate) fn farm_notice(code: i32, message: &str) -> Option<FarmNotice> {
+/// Reads a notice that changes whether data flows: farm notices (2103/2105/2157 broken,
+/// 2104/2106/2158 OK, farm name after the colon) and IB connectivity (1100, 1101, 1102).
+pub(crate) fn data_notice(code: i32, message: &str) -> Option<DataNotice> {
     let up = match code {
+        1100 => return Some(DataNotice::ConnectivityLost),
+        1101 => return Some(DataNotice::ConnectivityRestored { data_lost: true }),
+        1102 => return Some(DataNotice::ConnectivityRestored { data_lost: false }),
         2104 | 2106 | 2158 => true,
         2103 | 2105 | 2157 => false,
         _ => return None,
     };
     let name = message.rsplit(':').next()?;
     let farm = FarmKind::from_farm_name(name)?;
-    Some(FarmNotice { farm, up })
+    Some(DataNotice::Farm { farm, up })
 }
 
 impl Shared {
@@ -144,7 +158,12 @@ impl Shared {
 
     async fn send_slot(&self) {
         self.pacer.acquire().await;
-        self.metrics.ib_messages_sent.inc();
+        match &self.session_pacer {
+            Some(p) => {
+                p.note_send();
+            }
+            None => self.metrics.ib_messages_sent.inc(),
+        }
     }
 
     /// Makes `data_type` the session's market-data type if it is not already.
@@ -259,7 +278,7 @@ impl MarketDataSource for IbSource {
         self.shared.state.subscribe()
     }
 
-    fn farm_notices(&self) -> broadcast::Receiver<FarmNotice> {
+    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
         self.shared.farms.subscribe()
     }
 
@@ -400,25 +419,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn farm_notices_name_the_farm_family() {
+    fn notices_name_the_farm_family_or_the_connectivity() {
         assert_eq!(
-            farm_notice(2103, "Market data farm connection is broken:usopt"),
-            Some(FarmNotice {
+            data_notice(2103, "Market data farm connection is broken:usopt"),
+            Some(DataNotice::Farm {
                 farm: FarmKind::Options,
                 up: false
             })
         );
         assert_eq!(
-            farm_notice(2104, "Market data farm connection is OK:usfarm"),
-            Some(FarmNotice {
+            data_notice(2104, "Market data farm connection is OK:usfarm"),
+            Some(DataNotice::Farm {
                 farm: FarmKind::Equities,
                 up: true
             })
         );
         assert_eq!(
-            farm_notice(2106, "HMDS data farm connection is OK:ushmds"),
+            data_notice(2106, "HMDS data farm connection is OK:ushmds"),
             None
         );
-        assert_eq!(farm_notice(10167, "delayed"), None);
+        assert_eq!(data_notice(10167, "delayed"), None);
+        assert_eq!(
+            data_notice(1100, "lost"),
+            Some(DataNotice::ConnectivityLost)
+        );
+        assert_eq!(
+            data_notice(1101, "restored - data lost"),
+            Some(DataNotice::ConnectivityRestored { data_lost: true })
+        );
     }
 }

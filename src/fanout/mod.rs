@@ -38,5 +38,7 @@ pub use greeks_calc::GreeksParams;
 pub use ib_source::IbSource;
 pub use reader::{Reader, ReaderEvent, StatusKind};
 pub use registry::{Fanout, FanoutSettings, FeedRef, LineUsage, SubscriptionInfo};
-pub use source::{FarmNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream};
+pub use source::{DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream};
 pub use types::*;
+#[cfg(test)]
+mod chain_tests;

@@ -60,11 +60,16 @@ pub enum SourceEvent {
     Ended(SourceError),
 }
 
-/// A notice about a data farm (2103–2106, 2157, 2158).
+/// A notice that changes whether data flows, without ending any request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FarmNotice {
-    pub farm: FarmKind,
-    pub up: bool,
+pub enum DataNotice {
+    /// A data farm went down (2103) or came back (2104).
+    Farm { farm: FarmKind, up: bool },
+    /// IB lost its own connectivity (1100): every instrument is stale.
+    ConnectivityLost,
+    /// Connectivity is back; with `data_lost` (1101) every subscription must be renewed,
+    /// without (1102) they go on.
+    ConnectivityRestored { data_lost: bool },
 }
 
 /// A streaming subscription; dropping it cancels the request at IB.
@@ -76,7 +81,7 @@ pub trait MarketDataSource: Send + Sync + 'static {
     fn link_state(&self) -> watch::Receiver<LinkState>;
 
     /// Farm up/down notices of every session.
-    fn farm_notices(&self) -> broadcast::Receiver<FarmNotice>;
+    fn data_notices(&self) -> broadcast::Receiver<DataNotice>;
 
     /// Opens a streaming subscription in session `generation` (fails with `LinkDown` if
     /// that session is gone).

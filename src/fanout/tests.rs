@@ -331,7 +331,7 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
     source.tick(2, Tick::Price(PriceField::Last, 2.0));
     let _ = next_update(&mut reader).await;
     let _ = next_update(&mut reader).await;
-    source.farm(FarmNotice {
+    source.farm(DataNotice::Farm {
         farm: FarmKind::Options,
         up: false,
     });
@@ -339,13 +339,41 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
     settle().await;
     assert!(!fanout.cached(1).unwrap().quote.stale);
     assert!(fanout.cached(2).unwrap().quote.stale);
-    source.farm(FarmNotice {
+    source.farm(DataNotice::Farm {
         farm: FarmKind::Options,
         up: true,
     });
     assert!(matches!(
         next_status(&mut reader).await,
         (1, StatusKind::Resumed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn ib_losing_connectivity_marks_everything_stale_and_data_lost_resubscribes() {
+    let source = FakeSource::new();
+    let (fanout, metrics) = fanout(&source, FanoutSettings::default());
+    let mut reader = Reader::new(metrics.clone(), false);
+    reader.add(
+        fanout.acquire(&[stock(1, "A")], false).unwrap().remove(0),
+        false,
+    );
+    settle().await;
+    source.tick(1, Tick::Price(PriceField::Last, 1.0));
+    let _ = next_update(&mut reader).await;
+    source.farm(DataNotice::ConnectivityLost);
+    assert_eq!(next_status(&mut reader).await, (0, StatusKind::Stale));
+    source.farm(DataNotice::ConnectivityRestored { data_lost: true });
+    settle().await;
+    assert_eq!(
+        source.counts(),
+        (2, 1),
+        "requested again, the old request cancelled"
+    );
+    source.tick(1, Tick::Price(PriceField::Last, 2.0));
+    assert!(matches!(
+        next_status(&mut reader).await,
+        (0, StatusKind::Resumed { .. })
     ));
 }
 

@@ -143,21 +143,22 @@ async fn a_chain_window_streams_with_greeks_that_agree_with_the_model() {
         // The model price lies within the quoted market.
         let (bid, ask) = (q.bid.unwrap(), q.ask.unwrap());
         assert!(bid <= ask && bid <= model.price + 0.05 && model.price <= ask + 0.05);
-        assert!(
-            o.open_interest.is_some(),
-            "open interest from generic tick 101"
-        );
     }
-    // Changes follow the snapshot.
+    assert!(model_greeks > 0, "IB's model Greeks are passed through");
+    // Changes follow the snapshot, with open interest and volume (generic ticks 100/101).
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Some(Event::Options(_)) = s.message().await.unwrap().unwrap().event {
+            if let Some(Event::Options(o)) = s.message().await.unwrap().unwrap().event
+                && o.options
+                    .iter()
+                    .any(|o| o.open_interest.is_some() && o.option_volume.is_some())
+            {
                 return;
             }
         }
     })
     .await
-    .unwrap();
+    .expect("open interest within the deadline");
 }
 
 #[tokio::test]
@@ -184,7 +185,14 @@ async fn overlapping_chains_share_lines_and_a_window_beyond_the_budget_is_refuse
         st.active_market_data_subscriptions == 41
     })
     .await;
-    assert_eq!(h.api.fanout().line_usage().in_use, 41);
+    let limits = client
+        .list_subscriptions(pb::ListSubscriptionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .limits
+        .unwrap();
+    assert_eq!((limits.lines_in_use, limits.line_budget), (41, 60));
 
     let err = client
         .stream_option_chain(window_request(3, 10))

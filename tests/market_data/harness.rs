@@ -1,5 +1,6 @@
-//! Starts a simulated gateway, an `ibapi` session on it and the market-data service on an
-//! ephemeral loopback port, and hands out real gRPC clients.
+//! Starts a simulated gateway, a store in a temporary directory and the ibstream server
+//! (session, `MarketDataService`) on ephemeral loopback ports, and hands out real gRPC
+//! clients.
 
 #![allow(dead_code)]
 
@@ -7,18 +8,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ibapi::{Client, RateLimiter};
-use ibstream::api::market_data::{MarketData, MarketDataSettings};
-use ibstream::fanout::{IbSource, MarketDataSource};
-use ibstream::ib::Link;
+use ibstream::api::market_data::MarketDataSettings;
+use ibstream::api::{Server, ServerHandle, ServerOptions};
+use ibstream::config::Config;
+use ibstream::crypto::{self, MasterKeySource, MasterSecret};
+use ibstream::fanout::DataType;
+use ibstream::ib::SessionSettings;
+use ibstream::ib::backoff::Backoff;
+use ibstream::ib::health::HealthSettings;
 use ibstream::metrics::Metrics;
 use ibstream::proto::ibstream::v1 as pb;
 use ibstream::proto::ibstream::v1::market_data_service_client::MarketDataServiceClient;
 use ibstream::sim::{SimConfig, SimHandle, Simulator};
+use ibstream::store::{MarketDataType, Store};
+use tempfile::TempDir;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 /// Upper bound for anything a test waits for.
@@ -26,16 +30,10 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 pub struct Harness {
     pub sim: SimHandle,
+    pub server: Option<ServerHandle>,
     pub addr: SocketAddr,
-    pub api: MarketData,
     pub metrics: Arc<Metrics>,
-    stop: CancellationToken,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    _dir: TempDir,
 }
 
 /// Settings for tests: short linger, generous budget.
@@ -47,10 +45,30 @@ pub fn settings() -> MarketDataSettings {
     s
 }
 
+/// Session timings short enough for tests.
+fn fast_session() -> SessionSettings {
+    SessionSettings {
+        health: HealthSettings {
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_millis(1000),
+            max_missed: 3,
+        },
+        backoff: Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(500),
+        },
+        circuit_cooldown: Duration::from_secs(1),
+        library_reconnect_attempts: 2,
+        link_poll_interval: Duration::from_millis(50),
+    }
+}
+
 pub async fn start() -> Harness {
     start_with(|_| {}, settings()).await
 }
 
+/// The simulator adjusted by `adjust`; the server configured from `settings` (limits go
+/// to the active profile, the rest to the configuration).
 pub async fn start_with(
     adjust: impl FnOnce(&mut SimConfig),
     settings: MarketDataSettings,
@@ -61,75 +79,61 @@ pub async fn start_with(
     };
     adjust(&mut config);
     let sim = Simulator::start(config).await.expect("simulator starts");
-    let stop = CancellationToken::new();
-    let metrics = Arc::new(Metrics::default());
-    let links = follow_session(&sim, settings.message_rate, stop.clone()).await;
-    let source: Arc<dyn MarketDataSource> =
-        IbSource::new(links, settings.message_rate, metrics.clone());
-    let api = MarketData::new(source, None, settings, metrics.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let service = api.clone().into_service();
-    let shutdown = stop.clone();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled())
-            .await;
-    });
-    Harness {
-        sim,
-        addr,
-        api,
-        metrics,
-        stop,
-    }
-}
-
-/// Connects an `ibapi` client that reconnects forever and publishes it as a [`Link`],
-/// with a new generation after each reconnect (what the session does in the server).
-async fn follow_session(
-    sim: &SimHandle,
-    rate: u32,
-    stop: CancellationToken,
-) -> watch::Receiver<Option<Link>> {
-    let client = Client::builder()
-        .address(sim.gateway_addr().to_string())
-        .client_id(1)
-        .reconnect_forever()
-        .rate_limiter(RateLimiter::per_second(rate))
-        .connect()
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_in_data_dir(dir.path())
         .await
-        .expect("ibapi connects to the simulator");
-    let client = Arc::new(client);
-    let (tx, rx) = watch::channel(Some(Link {
-        generation: 1,
-        client: client.clone(),
-    }));
-    tokio::spawn(async move {
-        let mut generation = 1;
-        let mut up = true;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            }
-            let connected = client.is_connected();
-            if connected != up {
-                up = connected;
-                if up {
-                    generation += 1;
-                    tx.send_replace(Some(Link {
-                        generation,
-                        client: client.clone(),
-                    }));
-                } else {
-                    tx.send_replace(None);
-                }
-            }
-        }
-    });
-    rx
+        .expect("store opens");
+    let mut profile = store.active_profile().await.expect("default profile");
+    profile.host = "127.0.0.1".into();
+    profile.port = sim.gateway_addr().port();
+    profile.client_id = 21;
+    profile.connect_on_start = true;
+    profile.line_budget = settings.fanout.line_budget as u32;
+    profile.message_rate = settings.message_rate;
+    profile.allow_delayed_fallback = settings.fanout.allow_delayed_fallback;
+    profile.market_data_type = match settings.fanout.data_type {
+        DataType::Live => MarketDataType::Live,
+        DataType::Frozen => MarketDataType::Frozen,
+        DataType::Delayed => MarketDataType::Delayed,
+        DataType::DelayedFrozen => MarketDataType::DelayedFrozen,
+    };
+    store.save_profile(&profile).await.expect("profile saved");
+
+    let secret =
+        MasterSecret::load(&MasterKeySource::Secret("market data tests".into())).expect("secret");
+    let master_key = crypto::unlock(&store, &secret)
+        .await
+        .expect("store unlocks");
+    let mut server_config = Config::default();
+    server_config.server.listen = "127.0.0.1:0".parse().expect("addr");
+    server_config.server.max_instruments_per_request = settings.max_instruments_per_request as u32;
+    server_config.market_data.linger = settings.fanout.linger;
+    server_config.market_data.request_timeout = settings.request_timeout;
+    server_config.market_data.risk_free_rate = settings.greeks.risk_free_rate;
+    server_config.market_data.dividend_yield = settings.greeks.dividend_yield;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = Server::start(
+        ServerOptions {
+            config: server_config,
+            store,
+            master_key,
+            session: fast_session(),
+        },
+        Some(listener),
+    )
+    .await
+    .expect("server starts");
+    let addr = server.addr();
+    let metrics = server.metrics();
+    let h = Harness {
+        sim,
+        server: Some(server),
+        addr,
+        metrics,
+        _dir: dir,
+    };
+    wait_for_stats(&h.sim, "the session connected", |s| s.connections == 1).await;
+    h
 }
 
 impl Harness {

@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
+
+use super::middleware::{Middleware, MiddlewareFuture};
 
 /// Who is calling, attached to every authenticated request's extensions. The
 /// market-data service reads it to enforce streams per key.
@@ -202,53 +203,27 @@ fn bearer_token(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The tower layer.
-#[derive(Debug, Clone)]
-pub struct AuthLayer {
-    auth: Authenticator,
-}
-
-impl AuthLayer {
-    pub fn new(auth: Authenticator) -> AuthLayer {
-        AuthLayer { auth }
-    }
-}
-
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-
-    fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService {
-            inner,
-            auth: self.auth.clone(),
-        }
-    }
-}
-
 /// Rejects unauthenticated or under-scoped requests before they reach a service.
 #[derive(Debug, Clone)]
-pub struct AuthService<S> {
-    inner: S,
+pub struct Authorize {
     auth: Authenticator,
 }
 
-impl<S> Service<http::Request<Body>> for AuthService<S>
+impl Authorize {
+    pub fn new(auth: Authenticator) -> Authorize {
+        Authorize { auth }
+    }
+}
+
+impl<S> Middleware<S> for Authorize
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+    fn call(&self, inner: &mut S, mut request: http::Request<Body>) -> MiddlewareFuture<S::Error> {
         // The clone that was polled ready serves this request; the fresh clone stays.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let clone = inner.clone();
+        let mut inner = std::mem::replace(inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
             let path = request.uri().path().to_owned();

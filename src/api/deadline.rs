@@ -4,58 +4,34 @@
 //! as the stream is handed back: streams are never cut, only slow unary answers (and
 //! slow stream set-ups) are. Expiry answers `DEADLINE_EXCEEDED`, naming the limit.
 
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 
+use super::middleware::{Middleware, MiddlewareFuture};
+
+/// Answers `DEADLINE_EXCEEDED` when a call's handler takes longer than the limit.
 #[derive(Debug, Clone, Copy)]
-pub struct UnaryDeadlineLayer {
+pub struct UnaryDeadline {
     limit: Duration,
 }
 
-impl UnaryDeadlineLayer {
-    pub fn new(limit: Duration) -> UnaryDeadlineLayer {
-        UnaryDeadlineLayer { limit }
+impl UnaryDeadline {
+    pub fn new(limit: Duration) -> UnaryDeadline {
+        UnaryDeadline { limit }
     }
 }
 
-impl<S> Layer<S> for UnaryDeadlineLayer {
-    type Service = UnaryDeadline<S>;
-
-    fn layer(&self, inner: S) -> UnaryDeadline<S> {
-        UnaryDeadline {
-            inner,
-            limit: self.limit,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct UnaryDeadline<S> {
-    inner: S,
-    limit: Duration,
-}
-
-impl<S> Service<http::Request<Body>> for UnaryDeadline<S>
+impl<S> Middleware<S> for UnaryDeadline
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&self, inner: &mut S, request: http::Request<Body>) -> MiddlewareFuture<S::Error> {
         let limit = self.limit;
         let path = request.uri().path().to_owned();
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(limit, future).await {
                 Ok(result) => result,

@@ -6,7 +6,7 @@
 //! - [`connection`]: `ConnectionService`; [`settings`]: profiles and field masks;
 //!   [`watch`]: the status stream.
 //! - [`health`]: `grpc.health.v1` following the IB session; [`trace`]: a span per RPC;
-//!   [`deadline`]: the unary-call deadline.
+//!   [`deadline`]: the unary-call deadline; [`middleware`]: the tower plumbing they share.
 //! - [`convert`]: domain types to protobuf; [`status`]: domain errors to `tonic::Status`.
 //! - [`market_data`]: `MarketDataService`, its streams, conversions and contract cache.
 //! - [`store_backend`]: the store behind the session and the auth layer.
@@ -22,6 +22,7 @@ pub mod market_data;
 pub mod market_data_convert;
 pub mod market_data_store;
 pub mod market_data_stream;
+pub mod middleware;
 pub mod server;
 pub mod settings;
 pub mod status;

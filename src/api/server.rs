@@ -12,13 +12,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server as TonicServer, ServerTlsConfig};
 
-use super::auth::{AuthLayer, Authenticator, KeyVerifier};
+use super::auth::{Authenticator, Authorize, KeyVerifier};
 use super::context::ServerContext;
-use super::deadline::UnaryDeadlineLayer;
+use super::deadline::UnaryDeadline;
 use super::health::spawn_health_follower;
 use super::limits::StreamLimiter;
+use super::middleware::MiddlewareLayer;
 use super::store_backend::{StoreBackend, StoreKeys, session_profile};
-use super::trace::RpcTraceLayer;
+use super::trace::RpcTrace;
 use crate::config::{Config, ServerConfig};
 use crate::crypto::MasterKey;
 use crate::ib::{Session, SessionSettings};
@@ -134,9 +135,13 @@ impl Server {
                 .context("invalid TLS configuration")?;
         }
         let router = builder
-            .layer(RpcTraceLayer)
-            .layer(AuthLayer::new(Authenticator::new(keys)))
-            .layer(UnaryDeadlineLayer::new(settings.unary_timeout))
+            .layer(MiddlewareLayer::new(RpcTrace))
+            .layer(MiddlewareLayer::new(Authorize::new(Authenticator::new(
+                keys,
+            ))))
+            .layer(MiddlewareLayer::new(UnaryDeadline::new(
+                settings.unary_timeout,
+            )))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

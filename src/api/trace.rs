@@ -1,48 +1,26 @@
 //! One tracing span per RPC, and a log line when it is answered.
 
-use std::task::{Context, Poll};
-
-use futures::future::BoxFuture;
 use tokio::time::Instant;
 use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::Service;
 use tracing::Instrument;
+
+use super::middleware::{Middleware, MiddlewareFuture};
 
 /// Wraps every request in an `rpc` span carrying the method path.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RpcTraceLayer;
+pub struct RpcTrace;
 
-impl<S> Layer<S> for RpcTraceLayer {
-    type Service = RpcTrace<S>;
-
-    fn layer(&self, inner: S) -> RpcTrace<S> {
-        RpcTrace { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RpcTrace<S> {
-    inner: S,
-}
-
-impl<S> Service<http::Request<Body>> for RpcTrace<S>
+impl<S> Middleware<S> for RpcTrace
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display,
 {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&self, inner: &mut S, request: http::Request<Body>) -> MiddlewareFuture<S::Error> {
         let span = tracing::info_span!("rpc", method = %request.uri().path());
         let started = Instant::now();
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(
             async move {
                 let result = future.await;

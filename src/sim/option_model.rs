@@ -111,25 +111,11 @@ impl OptionState {
         self.ask = q.ask;
         if full || old_bid != q.bid {
             self.bid_size = f64::from(self.rng.random_range(1u32..=50));
-            quote.push(
-                Tick::Price {
-                    ty: tt::BID,
-                    price: q.bid,
-                    size: Some(self.bid_size),
-                }
-                .into(),
-            );
+            quote.push(GatedTick::price(tt::BID, q.bid, Some(self.bid_size)));
         }
         if full || old_ask != q.ask {
             self.ask_size = f64::from(self.rng.random_range(1u32..=50));
-            quote.push(
-                Tick::Price {
-                    ty: tt::ASK,
-                    price: q.ask,
-                    size: Some(self.ask_size),
-                }
-                .into(),
-            );
+            quote.push(GatedTick::price(tt::ASK, q.ask, Some(self.ask_size)));
         }
         let mut out: Vec<GatedTick> = Vec::with_capacity(16);
         if !full {
@@ -168,14 +154,7 @@ impl OptionState {
             .into(),
         );
         if let Some((price, size, at)) = self.last.filter(|_| full || traded) {
-            out.push(
-                Tick::Price {
-                    ty: tt::LAST,
-                    price,
-                    size: Some(size),
-                }
-                .into(),
-            );
+            out.push(GatedTick::price(tt::LAST, price, Some(size)));
             out.push(
                 Tick::Option {
                     ty: tt::LAST_OPTION,
@@ -197,58 +176,19 @@ impl OptionState {
             (tt::OPTION_PUT_OPEN_INTEREST, tt::OPTION_PUT_VOLUME)
         };
         if full || traded {
-            out.push(
-                Tick::Size {
-                    ty: tt::VOLUME,
-                    size: self.volume,
-                }
-                .into(),
-            );
-            out.push(GatedTick {
-                tick: Tick::Size {
-                    ty: vol_ty,
-                    size: self.volume,
-                },
-                gate: 100,
-            });
+            out.push(GatedTick::size(tt::VOLUME, self.volume, 0));
+            out.push(GatedTick::size(vol_ty, self.volume, 100));
         }
         if full {
-            out.push(
-                Tick::Price {
-                    ty: tt::CLOSE,
-                    price: self.close,
-                    size: None,
-                }
-                .into(),
-            );
-            out.push(
-                Tick::Generic {
-                    ty: tt::HALTED,
-                    value: 0.0,
-                }
-                .into(),
-            );
-            out.push(GatedTick {
-                tick: Tick::Size {
-                    ty: oi_ty,
-                    size: self.open_interest,
-                },
-                gate: 101,
-            });
-            out.push(GatedTick {
-                tick: Tick::Generic {
-                    ty: tt::OPTION_HISTORICAL_VOL,
-                    value: inst.entry.vol,
-                },
-                gate: 104,
-            });
-            out.push(GatedTick {
-                tick: Tick::Generic {
-                    ty: tt::OPTION_IMPLIED_VOL,
-                    value: q.model_vol,
-                },
-                gate: 106,
-            });
+            out.push(GatedTick::price(tt::CLOSE, self.close, None));
+            out.push(GatedTick::generic(tt::HALTED, 0.0, 0));
+            out.push(GatedTick::size(oi_ty, self.open_interest, 101));
+            out.push(GatedTick::generic(
+                tt::OPTION_HISTORICAL_VOL,
+                inst.entry.vol,
+                104,
+            ));
+            out.push(GatedTick::generic(tt::OPTION_IMPLIED_VOL, q.model_vol, 106));
         }
         out.append(&mut quote);
         out

@@ -139,6 +139,31 @@ pub struct GatedTick {
     pub gate: u16,
 }
 
+/// Constructors for the three kinds the models emit most, so a model's tick list reads as
+/// a list of (type, value, gate) rather than nested struct literals.
+impl GatedTick {
+    /// A TickPrice every subscriber gets; `size` only for bid/ask/last.
+    pub fn price(ty: i32, price: f64, size: Option<f64>) -> GatedTick {
+        Tick::Price { ty, price, size }.into()
+    }
+
+    /// A TickSize sent to subscribers that asked for generic tick `gate` (0 = all).
+    pub fn size(ty: i32, size: f64, gate: u16) -> GatedTick {
+        GatedTick {
+            tick: Tick::Size { ty, size },
+            gate,
+        }
+    }
+
+    /// A TickGeneric sent to subscribers that asked for generic tick `gate` (0 = all).
+    pub fn generic(ty: i32, value: f64, gate: u16) -> GatedTick {
+        GatedTick {
+            tick: Tick::Generic { ty, value },
+            gate,
+        }
+    }
+}
+
 impl From<Tick> for GatedTick {
     fn from(tick: Tick) -> Self {
         GatedTick { tick, gate: 0 }

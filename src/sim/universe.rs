@@ -371,39 +371,19 @@ impl Universe {
 }
 
 fn underlying(entry: &'static Entry) -> Instrument {
-    let (sec_type, default_exchange, valid, local, class, min_tick) = match entry.kind {
-        Kind::Stock | Kind::Etf if entry.primary == "TSE" => (
-            SecType::Stock,
-            "SMART",
-            TSE_EXCHANGES,
-            entry.symbol.to_string(),
-            entry.symbol.to_string(),
-            0.01,
-        ),
-        Kind::Stock | Kind::Etf => (
-            SecType::Stock,
-            "SMART",
-            STOCK_EXCHANGES,
-            entry.symbol.to_string(),
-            entry.symbol.to_string(),
-            0.01,
-        ),
-        Kind::Index => (
-            SecType::Index,
-            "CBOE",
-            "CBOE",
-            entry.symbol.to_string(),
-            entry.symbol.to_string(),
-            0.01,
-        ),
-        Kind::Forex => (
-            SecType::Cash,
-            "IDEALPRO",
-            "IDEALPRO",
-            format!("{}.{}", entry.symbol, entry.currency),
-            format!("{}.{}", entry.symbol, entry.currency),
-            0.00005,
-        ),
+    let (sec_type, default_exchange, valid, min_tick) = match entry.kind {
+        Kind::Stock | Kind::Etf if entry.primary == "TSE" => {
+            (SecType::Stock, "SMART", TSE_EXCHANGES, 0.01)
+        }
+        Kind::Stock | Kind::Etf => (SecType::Stock, "SMART", STOCK_EXCHANGES, 0.01),
+        Kind::Index => (SecType::Index, "CBOE", "CBOE", 0.01),
+        Kind::Forex => (SecType::Cash, "IDEALPRO", "IDEALPRO", 0.00005),
+    };
+    // IB gives an underlying the same local symbol and trading class: the ticker, or
+    // `BASE.QUOTE` for a currency pair.
+    let local = match entry.kind {
+        Kind::Forex => format!("{}.{}", entry.symbol, entry.currency),
+        _ => entry.symbol.to_string(),
     };
     Instrument {
         con_id: entry.con_id,
@@ -413,8 +393,8 @@ fn underlying(entry: &'static Entry) -> Instrument {
         primary_exchange: entry.primary.to_string(),
         default_exchange,
         valid_exchanges: valid,
-        local_symbol: local,
-        trading_class: class,
+        local_symbol: local.clone(),
+        trading_class: local,
         long_name: entry.name.to_string(),
         min_tick,
         entry,

@@ -131,24 +131,10 @@ impl UnderlyingState {
         let mut out = Vec::with_capacity(8);
         if self.has_quotes() {
             if (self.bid, self.bid_size) != (old_bid, old_bs) {
-                out.push(
-                    Tick::Price {
-                        ty: tt::BID,
-                        price: self.bid,
-                        size: Some(self.bid_size),
-                    }
-                    .into(),
-                );
+                out.push(GatedTick::price(tt::BID, self.bid, Some(self.bid_size)));
             }
             if (self.ask, self.ask_size) != (old_ask, old_as) {
-                out.push(
-                    Tick::Price {
-                        ty: tt::ASK,
-                        price: self.ask,
-                        size: Some(self.ask_size),
-                    }
-                    .into(),
-                );
+                out.push(GatedTick::price(tt::ASK, self.ask, Some(self.ask_size)));
             }
         }
         let traded = match self.kind {
@@ -167,13 +153,7 @@ impl UnderlyingState {
             out.push(self.last_tick());
             if self.kind != Kind::Index {
                 self.volume += self.last_size;
-                out.push(
-                    Tick::Size {
-                        ty: tt::VOLUME,
-                        size: self.volume / 100.0,
-                    }
-                    .into(),
-                );
+                out.push(GatedTick::size(tt::VOLUME, self.volume / 100.0, 0));
             }
             out.push(
                 Tick::Text {
@@ -184,25 +164,11 @@ impl UnderlyingState {
             );
             if self.last > self.high {
                 self.high = self.last;
-                out.push(
-                    Tick::Price {
-                        ty: tt::HIGH,
-                        price: self.high,
-                        size: None,
-                    }
-                    .into(),
-                );
+                out.push(GatedTick::price(tt::HIGH, self.high, None));
             }
             if self.last < self.low {
                 self.low = self.last;
-                out.push(
-                    Tick::Price {
-                        ty: tt::LOW,
-                        price: self.low,
-                        size: None,
-                    }
-                    .into(),
-                );
+                out.push(GatedTick::price(tt::LOW, self.low, None));
             }
             if self.rng.random_bool(0.1) {
                 self.call_volume += f64::from(self.rng.random_range(1u32..50));
@@ -215,30 +181,13 @@ impl UnderlyingState {
 
     fn last_tick(&self) -> GatedTick {
         let size = (self.kind != Kind::Index).then_some(self.last_size);
-        Tick::Price {
-            ty: tt::LAST,
-            price: self.last,
-            size,
-        }
-        .into()
+        GatedTick::price(tt::LAST, self.last, size)
     }
 
     fn option_volume_ticks(&self) -> [GatedTick; 2] {
         [
-            GatedTick {
-                tick: Tick::Size {
-                    ty: tt::OPTION_CALL_VOLUME,
-                    size: self.call_volume,
-                },
-                gate: 100,
-            },
-            GatedTick {
-                tick: Tick::Size {
-                    ty: tt::OPTION_PUT_VOLUME,
-                    size: self.put_volume,
-                },
-                gate: 100,
-            },
+            GatedTick::size(tt::OPTION_CALL_VOLUME, self.call_volume, 100),
+            GatedTick::size(tt::OPTION_PUT_VOLUME, self.put_volume, 100),
         ]
     }
 
@@ -255,13 +204,7 @@ impl UnderlyingState {
             );
         }
         if self.kind != Kind::Index && self.has_trades() {
-            out.push(
-                Tick::Size {
-                    ty: tt::VOLUME,
-                    size: self.volume / 100.0,
-                }
-                .into(),
-            );
+            out.push(GatedTick::size(tt::VOLUME, self.volume / 100.0, 0));
         }
         for (ty, price) in [
             (tt::HIGH, self.high),
@@ -269,71 +212,28 @@ impl UnderlyingState {
             (tt::CLOSE, self.close),
             (tt::OPEN, self.open),
         ] {
-            out.push(
-                Tick::Price {
-                    ty,
-                    price,
-                    size: None,
-                }
-                .into(),
-            );
+            out.push(GatedTick::price(ty, price, None));
         }
-        out.push(
-            Tick::Generic {
-                ty: tt::HALTED,
-                value: 0.0,
-            }
-            .into(),
-        );
+        out.push(GatedTick::generic(tt::HALTED, 0.0, 0));
         if self.kind != Kind::Forex {
             out.extend(self.option_volume_ticks());
-            out.push(GatedTick {
-                tick: Tick::Size {
-                    ty: tt::OPTION_CALL_OPEN_INTEREST,
-                    size: self.call_oi,
-                },
-                gate: 101,
-            });
-            out.push(GatedTick {
-                tick: Tick::Size {
-                    ty: tt::OPTION_PUT_OPEN_INTEREST,
-                    size: self.put_oi,
-                },
-                gate: 101,
-            });
-            out.push(GatedTick {
-                tick: Tick::Generic {
-                    ty: tt::OPTION_HISTORICAL_VOL,
-                    value: self.vol,
-                },
-                gate: 104,
-            });
-            out.push(GatedTick {
-                tick: Tick::Generic {
-                    ty: tt::OPTION_IMPLIED_VOL,
-                    value: atm_vol,
-                },
-                gate: 106,
-            });
+            out.push(GatedTick::size(
+                tt::OPTION_CALL_OPEN_INTEREST,
+                self.call_oi,
+                101,
+            ));
+            out.push(GatedTick::size(
+                tt::OPTION_PUT_OPEN_INTEREST,
+                self.put_oi,
+                101,
+            ));
+            out.push(GatedTick::generic(tt::OPTION_HISTORICAL_VOL, self.vol, 104));
+            out.push(GatedTick::generic(tt::OPTION_IMPLIED_VOL, atm_vol, 106));
         }
         // The quote last: a consumer waiting for a two-sided market then has the rest.
         if self.has_quotes() {
-            out.push(
-                Tick::Price {
-                    ty: tt::BID,
-                    price: self.bid,
-                    size: Some(self.bid_size),
-                }
-                .into(),
-            );
-            out.push(
-                Tick::Price {
-                    ty: tt::ASK,
-                    price: self.ask,
-                    size: Some(self.ask_size),
-                }
-                .into(),
-            );
+            out.push(GatedTick::price(tt::BID, self.bid, Some(self.bid_size)));
+            out.push(GatedTick::price(tt::ASK, self.ask, Some(self.ask_size)));
         }
         out
     }

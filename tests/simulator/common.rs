@@ -128,3 +128,36 @@ pub async fn collect_bids(client: &Client, contract: &Contract, n: usize) -> Vec
     let mut sub = client.market_data(contract).subscribe().await.unwrap();
     ticks_until(&mut sub, |seen| bids(seen).len() >= n).await
 }
+
+/// A live market-data subscription to stock `symbol`.
+pub async fn subscribe_stock(client: &Client, symbol: &str) -> Subscription<TickTypes> {
+    client
+        .market_data(&Contract::stock(symbol).build())
+        .subscribe()
+        .await
+        .unwrap()
+}
+
+/// A live subscription to stock `symbol` that has delivered its first tick, so the
+/// simulator's producer for it is known to be running.
+pub async fn streaming_stock(client: &Client, symbol: &str) -> Subscription<TickTypes> {
+    let mut sub = subscribe_stock(client, symbol).await;
+    next_data(&mut sub).await;
+    sub
+}
+
+/// Reads and drops ticks for `window`: what was already on the wire before a test
+/// changed the simulator's pace must not be mistaken for ticks sent after it.
+pub async fn drain_for(sub: &mut Subscription<TickTypes>, window: Duration) {
+    let _ = tokio::time::timeout(window, async {
+        loop {
+            next_data(sub).await;
+        }
+    })
+    .await;
+}
+
+/// Switches `client` to market-data type `ty` (live, frozen, delayed …).
+pub async fn switch_type(client: &Client, ty: MarketDataType) {
+    client.switch_market_data_type(ty).await.unwrap();
+}

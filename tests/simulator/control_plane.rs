@@ -31,12 +31,7 @@ async fn started() -> (
 async fn get_stats_reports_activity_and_reset_clears_counters() {
     let (sim, mut control) = started().await;
     let client = connect(&sim, 1).await;
-    let mut sub = client
-        .market_data(&Contract::stock("AAPL").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut sub).await;
+    let _sub = streaming_stock(&client, "AAPL").await;
     let _ = client
         .contract_details(&Contract::stock("NOSUCH").build())
         .await;
@@ -76,12 +71,7 @@ async fn get_stats_reports_activity_and_reset_clears_counters() {
 async fn fault_rpcs_act_and_validate_their_arguments() {
     let (sim, mut control) = started().await;
     let client = connect(&sim, 1).await;
-    let mut sub = client
-        .market_data(&Contract::stock("MSFT").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut sub).await;
+    let mut sub = streaming_stock(&client, "MSFT").await;
 
     let missing = control
         .stall(pb::StallRequest { duration: None })
@@ -114,11 +104,7 @@ async fn fault_rpcs_act_and_validate_their_arguments() {
         .set_line_limit(pb::SetLineLimitRequest { line_limit: 1 })
         .await
         .unwrap();
-    let mut second = client
-        .market_data(&Contract::stock("AAPL").build())
-        .subscribe()
-        .await
-        .unwrap();
+    let mut second = subscribe_stock(&client, "AAPL").await;
     assert_eq!(notice_code(&first_error(&mut second).await), 101);
     control
         .set_live_permission(pb::SetLivePermissionRequest {
@@ -131,11 +117,7 @@ async fn fault_rpcs_act_and_validate_their_arguments() {
         .set_line_limit(pb::SetLineLimitRequest { line_limit: 10 })
         .await
         .unwrap();
-    let mut denied = client
-        .market_data(&Contract::stock("MSFT").build())
-        .subscribe()
-        .await
-        .unwrap();
+    let mut denied = subscribe_stock(&client, "MSFT").await;
     assert_eq!(notice_code(&first_error(&mut denied).await), 354);
 
     let dropped = control

@@ -10,12 +10,7 @@ use crate::common::*;
 async fn dropped_connections_reset_streams_and_the_client_reconnects() {
     let sim = start().await;
     let client = connect(&sim, 3).await;
-    let mut sub = client
-        .market_data(&Contract::stock("AAPL").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut sub).await;
+    let mut sub = streaming_stock(&client, "AAPL").await;
     assert_eq!(sim.control().drop_connections(), 1);
     let err = first_error(&mut sub).await;
     assert!(matches!(err, ibapi::Error::ConnectionReset), "{err:?}");
@@ -28,12 +23,7 @@ async fn dropped_connections_reset_streams_and_the_client_reconnects() {
         .await
         .unwrap()
         .unwrap();
-    let mut again = client
-        .market_data(&Contract::stock("AAPL").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut again).await;
+    let _again = streaming_stock(&client, "AAPL").await;
     assert_eq!(sim.control().stats().connections, 1);
     sim.shutdown().await;
 }
@@ -42,20 +32,10 @@ async fn dropped_connections_reset_streams_and_the_client_reconnects() {
 async fn a_stall_pauses_delivery_without_closing() {
     let sim = start().await;
     let client = connect(&sim, 1).await;
-    let mut sub = client
-        .market_data(&Contract::stock("MSFT").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut sub).await;
+    let mut sub = streaming_stock(&client, "MSFT").await;
     sim.control().stall(Duration::from_millis(1500));
     // Whatever was already on the wire arrives at once; then nothing until the stall ends.
-    let _ = tokio::time::timeout(Duration::from_millis(200), async {
-        loop {
-            next_data(&mut sub).await;
-        }
-    })
-    .await;
+    drain_for(&mut sub, Duration::from_millis(200)).await;
     let quiet = tokio::time::timeout(Duration::from_millis(800), next_data(&mut sub)).await;
     assert!(quiet.is_err(), "no ticks during the stall");
     next_data(&mut sub).await;
@@ -72,12 +52,7 @@ async fn injected_errors_reach_notices_and_requests() {
         .connect_with_notice_stream()
         .await
         .unwrap();
-    let mut sub = client
-        .market_data(&Contract::stock("AAPL").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut sub).await;
+    let mut sub = streaming_stock(&client, "AAPL").await;
     let lost = "Connectivity between IB and Trader Workstation has been lost.";
     assert_eq!(sim.control().inject_error(1100, lost, None), 1);
     let notice = tokio::time::timeout(WAIT, async {
@@ -108,19 +83,9 @@ async fn injected_errors_reach_notices_and_requests() {
 async fn the_tick_interval_changes_while_running() {
     let sim = start().await;
     let client = connect(&sim, 1).await;
-    let mut sub = client
-        .market_data(&Contract::stock("KO").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut sub).await;
+    let mut sub = streaming_stock(&client, "KO").await;
     sim.control().set_tick_interval(Duration::from_secs(3600));
-    let _ = tokio::time::timeout(Duration::from_millis(200), async {
-        loop {
-            next_data(&mut sub).await;
-        }
-    })
-    .await;
+    drain_for(&mut sub, Duration::from_millis(200)).await;
     let quiet = tokio::time::timeout(Duration::from_millis(600), next_data(&mut sub)).await;
     assert!(quiet.is_err(), "no steps with an hour between them");
     sim.control().set_tick_interval(Duration::from_millis(10));

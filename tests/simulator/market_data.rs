@@ -120,12 +120,7 @@ async fn cancels_release_subscriptions_and_unknown_cancels_are_harmless() {
     let client = connect(&sim, 1).await;
     let mut subs = Vec::new();
     for symbol in ["AAPL", "MSFT", "NVDA"] {
-        let mut sub = client
-            .market_data(&Contract::stock(symbol).build())
-            .subscribe()
-            .await
-            .unwrap();
-        next_data(&mut sub).await;
+        let sub = streaming_stock(&client, symbol).await;
         subs.push(sub);
     }
     assert_eq!(sim.control().stats().active_market_data_subscriptions, 3);
@@ -136,11 +131,7 @@ async fn cancels_release_subscriptions_and_unknown_cancels_are_harmless() {
     })
     .await;
     // A rejected request is still cancelled by the client (§4.3); the gateway shrugs.
-    let mut bad = client
-        .market_data(&Contract::stock("NOSUCH").build())
-        .subscribe()
-        .await
-        .unwrap();
+    let mut bad = subscribe_stock(&client, "NOSUCH").await;
     assert_eq!(notice_code(&first_error(&mut bad).await), 200);
     drop(bad);
     drop(subs);
@@ -164,10 +155,7 @@ async fn cancels_release_subscriptions_and_unknown_cancels_are_harmless() {
 async fn delayed_type_uses_delayed_tick_ids() {
     let sim = start().await;
     let client = connect(&sim, 1).await;
-    client
-        .switch_market_data_type(MarketDataType::Delayed)
-        .await
-        .unwrap();
+    switch_type(&client, MarketDataType::Delayed).await;
     let ticks = collect_bids(&client, &Contract::stock("MSFT").build(), 2).await;
     assert!(
         ticks
@@ -207,10 +195,7 @@ async fn missing_live_permission_gives_354_or_delayed_data_with_10167() {
     let mut live = client.market_data(&tsla).subscribe().await.unwrap();
     assert_eq!(notice_code(&first_error(&mut live).await), 354);
 
-    client
-        .switch_market_data_type(MarketDataType::Delayed)
-        .await
-        .unwrap();
+    switch_type(&client, MarketDataType::Delayed).await;
     let mut delayed = client.market_data(&tsla).subscribe().await.unwrap();
     let notice = tokio::time::timeout(WAIT, async {
         loop {
@@ -230,10 +215,7 @@ async fn missing_live_permission_gives_354_or_delayed_data_with_10167() {
 
     // Granting the subscription at run time makes live requests work.
     sim.control().set_live_permission("TSLA", true);
-    client
-        .switch_market_data_type(MarketDataType::Realtime)
-        .await
-        .unwrap();
+    switch_type(&client, MarketDataType::Realtime).await;
     let ticks = collect_bids(&client, &tsla, 1).await;
     assert!(
         ticks
@@ -249,19 +231,10 @@ async fn line_budget_rejects_one_more_with_101() {
     let client = connect(&sim, 1).await;
     let mut subs = Vec::new();
     for symbol in ["AAPL", "MSFT", "NVDA"] {
-        let mut sub = client
-            .market_data(&Contract::stock(symbol).build())
-            .subscribe()
-            .await
-            .unwrap();
-        next_data(&mut sub).await;
+        let sub = streaming_stock(&client, symbol).await;
         subs.push(sub);
     }
-    let mut fourth = client
-        .market_data(&Contract::stock("AMZN").build())
-        .subscribe()
-        .await
-        .unwrap();
+    let mut fourth = subscribe_stock(&client, "AMZN").await;
     assert_eq!(notice_code(&first_error(&mut fourth).await), 101);
     // Snapshots hold no line, so they still work at the limit.
     assert!(
@@ -273,12 +246,7 @@ async fn line_budget_rejects_one_more_with_101() {
             .is_empty()
     );
     sim.control().set_line_limit(4);
-    let mut now_fits = client
-        .market_data(&Contract::stock("AMZN").build())
-        .subscribe()
-        .await
-        .unwrap();
-    next_data(&mut now_fits).await;
+    let _now_fits = streaming_stock(&client, "AMZN").await;
     assert_eq!(sim.control().stats().active_market_data_subscriptions, 4);
     sim.shutdown().await;
 }
@@ -342,10 +310,7 @@ async fn unknown_generic_tick_codes_are_rejected_with_321() {
 async fn frozen_type_is_announced_with_live_tick_ids() {
     let sim = start().await;
     let client = connect(&sim, 1).await;
-    client
-        .switch_market_data_type(MarketDataType::Frozen)
-        .await
-        .unwrap();
+    switch_type(&client, MarketDataType::Frozen).await;
     let ticks = collect_bids(&client, &Contract::stock("XOM").build(), 1).await;
     assert!(
         ticks

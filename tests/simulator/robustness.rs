@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use ibapi::prelude::*;
 use ibstream::proto::tws;
 
 use crate::common::*;
@@ -12,11 +11,7 @@ use crate::raw::{self, Raw};
 async fn garbage_and_broken_frames_cost_only_their_connection() {
     let sim = start().await;
     let client = connect(&sim, 1).await;
-    let mut sub = client
-        .market_data(&Contract::stock("AAPL").build())
-        .subscribe()
-        .await
-        .unwrap();
+    let mut sub = subscribe_stock(&client, "AAPL").await;
     ticks_until(&mut sub, |seen| bids(seen).len() >= 2).await;
 
     // Not the TWS API at all.

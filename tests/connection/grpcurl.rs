@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::harness::Harness;
+use crate::harness::{self, Harness};
 
 fn grpcurl_available() -> bool {
     Command::new("grpcurl").arg("-version").output().is_ok()
@@ -80,12 +80,12 @@ async fn reflection_v1_and_v1alpha_list_the_services() {
         )),
     };
     let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
-    let mut answers = client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().expect("an answer");
+    let answer = harness::first_message(
+        client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await,
+    )
+    .await;
     let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
         answer.message_response
     else {
@@ -106,12 +106,12 @@ async fn reflection_v1_and_v1alpha_list_the_services() {
         ),
     };
     let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
-    let mut answers = client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().expect("an answer");
+    let answer = harness::first_message(
+        client
+            .server_reflection_info(futures::stream::iter([request]))
+            .await,
+    )
+    .await;
     let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
         answer.message_response
     else {

@@ -22,6 +22,9 @@ use tokio::net::TcpListener;
 use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Upper bound for anything a test waits for.
@@ -76,6 +79,16 @@ impl Default for Setup {
                 tick_interval: Duration::from_millis(50),
                 ..SimConfig::default()
             },
+        }
+    }
+}
+
+impl Setup {
+    /// The defaults, with the session connecting as soon as the server starts.
+    pub fn connecting() -> Setup {
+        Setup {
+            connect_on_start: true,
+            ..Setup::default()
         }
     }
 }
@@ -215,6 +228,69 @@ impl tonic::service::Interceptor for Bearer {
 
 pub fn state_of(status: &pb::ConnectionStatus) -> pb::ConnectionState {
     pb::ConnectionState::try_from(status.state).unwrap_or(pb::ConnectionState::Unspecified)
+}
+
+/// The status stream of a client without a key.
+pub async fn watch_status(
+    client: &mut ConnectionServiceClient<Channel>,
+) -> Streaming<pb::ConnectionStatus> {
+    client
+        .watch_status(pb::WatchStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The newest `page_size` entries of the connection history.
+pub async fn recent_events(
+    client: &mut ConnectionServiceClient<Channel>,
+    page_size: i32,
+) -> Vec<pb::ConnectionEvent> {
+    client
+        .list_events(pb::ListEventsRequest { page_size })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+}
+
+/// Polls the connection history until an event's message contains `needle`.
+pub async fn eventually_logged(
+    client: &ConnectionServiceClient<Channel>,
+    what: &str,
+    needle: &str,
+) {
+    eventually(what, || {
+        let mut c = client.clone();
+        async move {
+            let events = recent_events(&mut c, 200).await;
+            events.iter().any(|e| e.message.contains(needle))
+        }
+    })
+    .await;
+}
+
+/// The first message of a server stream, which every answer of the call must open with.
+pub async fn first_message<T>(response: Result<tonic::Response<Streaming<T>>, tonic::Status>) -> T {
+    let mut answers = response.unwrap().into_inner();
+    answers.message().await.unwrap().expect("an answer")
+}
+
+/// Polls the server's overall health until it reports `want`, within [`WAIT`].
+pub async fn health_becomes(health: &HealthClient<Channel>, what: &str, want: ServingStatus) {
+    eventually(what, || {
+        let mut health = health.clone();
+        async move {
+            let r = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .unwrap();
+            r.into_inner().status == want as i32
+        }
+    })
+    .await;
 }
 
 /// Reads the stream until a status satisfies `want`; returns it and every status seen.

@@ -10,17 +10,9 @@ use crate::harness::{self, Harness, Setup, wait_state};
 
 #[tokio::test]
 async fn shutdown_ends_streams_and_closes_the_session() {
-    let h = Harness::start_with(Setup {
-        connect_on_start: true,
-        ..Setup::default()
-    })
-    .await;
+    let h = Harness::start_with(Setup::connecting()).await;
     let mut client = h.client().await;
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     wait_state(&mut watch, pb::ConnectionState::Connected).await;
     assert_eq!(h.sim.control().stats().connections, 1);
 
@@ -63,11 +55,7 @@ async fn unary_calls_have_a_deadline_that_streams_do_not() {
     })
     .await;
     let mut client = h.client().await;
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     let opened = tokio::time::Instant::now();
     wait_state(&mut watch, pb::ConnectionState::Disconnected).await;
 

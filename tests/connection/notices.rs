@@ -1,7 +1,6 @@
 //! IB notices turned into status: data farms, a competing session, IB connectivity.
 
 use ibstream::proto::ibstream::v1 as pb;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -13,17 +12,9 @@ fn farm<'a>(status: &'a pb::ConnectionStatus, name: &str) -> Option<&'a pb::Data
 
 #[tokio::test]
 async fn notices_become_status() {
-    let h = Harness::start_with(Setup {
-        connect_on_start: true,
-        ..Setup::default()
-    })
-    .await;
+    let h = Harness::start_with(Setup::connecting()).await;
     let mut client = h.client().await;
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     let (up, _) = wait_state(&mut watch, pb::ConnectionState::Connected).await;
     let control = h.sim.control();
 
@@ -55,19 +46,7 @@ async fn notices_become_status() {
     );
     let (lost, _) = wait_for(&mut watch, "connectivity lost", |s| s.ib_connectivity_lost).await;
     assert_eq!(harness::state_of(&lost), pb::ConnectionState::Connected);
-    harness::eventually("health NOT_SERVING", || {
-        let mut health = health.clone();
-        async move {
-            let r = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .unwrap();
-            r.into_inner().status == ServingStatus::NotServing as i32
-        }
-    })
-    .await;
+    harness::health_becomes(&health, "health NOT_SERVING", ServingStatus::NotServing).await;
     // Restored with data lost: subscriptions must be made again, so a new generation.
     control.inject_error(
         1101,
@@ -81,29 +60,12 @@ async fn notices_become_status() {
     assert!(restored.generation > up.generation);
     let link = h.server().context().link.borrow().clone().expect("link");
     assert_eq!(link.generation, restored.generation);
-    harness::eventually("health SERVING", || {
-        let mut health = health.clone();
-        async move {
-            let r = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .unwrap();
-            r.into_inner().status == ServingStatus::Serving as i32
-        }
-    })
-    .await;
+    harness::health_becomes(&health, "health SERVING", ServingStatus::Serving).await;
 
     harness::eventually("notices in the history", || {
         let mut c = client.clone();
         async move {
-            let events = c
-                .list_events(pb::ListEventsRequest { page_size: 100 })
-                .await
-                .unwrap()
-                .into_inner()
-                .events;
+            let events = harness::recent_events(&mut c, 100).await;
             [2103, 10197, 1100, 1101].iter().all(|code| {
                 events.iter().any(|e| {
                     e.code == Some(*code) && e.kind == pb::ConnectionEventKind::Notice as i32

@@ -58,11 +58,7 @@ async fn connect_disconnect_and_reconnect() {
     );
 
     // The health monitor reports a round trip.
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     wait_for(&mut watch, "a heartbeat", |s| s.heartbeat_rtt.is_some()).await;
 
     // Connect while connected changes nothing.
@@ -111,12 +107,7 @@ async fn connect_disconnect_and_reconnect() {
     };
     let mut events = Vec::new();
     for _ in 0..200 {
-        events = client
-            .list_events(pb::ListEventsRequest { page_size: 100 })
-            .await
-            .unwrap()
-            .into_inner()
-            .events;
+        events = harness::recent_events(&mut client, 100).await;
         if state_events(&events).first() == Some(&S::Disconnected) {
             break;
         }
@@ -137,17 +128,9 @@ async fn connect_disconnect_and_reconnect() {
 
 #[tokio::test]
 async fn a_dropped_connection_is_reestablished() {
-    let h = Harness::start_with(Setup {
-        connect_on_start: true,
-        ..Setup::default()
-    })
-    .await;
+    let h = Harness::start_with(Setup::connecting()).await;
     let mut client = h.client().await;
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     let (up, _) = wait_state(&mut watch, S::Connected).await;
 
     assert_eq!(h.sim.control().drop_connections(), 1);
@@ -183,20 +166,11 @@ async fn a_dropped_connection_is_reestablished() {
     );
     assert!(h.sim.control().stats().connections_refused >= 1);
     // Longer than the library's own attempts: the session took over with a new client.
-    harness::eventually("the session's own reconnect in the history", || {
-        let mut c = client.clone();
-        async move {
-            let events = c
-                .list_events(pb::ListEventsRequest { page_size: 200 })
-                .await
-                .unwrap()
-                .into_inner()
-                .events;
-            events
-                .iter()
-                .any(|e| e.message.contains("gave up reconnecting"))
-        }
-    })
+    harness::eventually_logged(
+        &client,
+        "the session's own reconnect in the history",
+        "gave up reconnecting",
+    )
     .await;
     h.shutdown().await;
 }
@@ -204,17 +178,12 @@ async fn a_dropped_connection_is_reestablished() {
 #[tokio::test]
 async fn the_circuit_opens_and_half_opens() {
     let h = Harness::start_with(Setup {
-        connect_on_start: true,
         retry_attempts: 2,
-        ..Setup::default()
+        ..Setup::connecting()
     })
     .await;
     let mut client = h.client().await;
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     wait_state(&mut watch, S::Connected).await;
 
     // Gone for a long while: ibapi gives up, then the session's own attempts fail until
@@ -226,19 +195,7 @@ async fn the_circuit_opens_and_half_opens() {
     assert!(failed.next_retry_time.is_some());
     assert!(failed.reconnect_attempt >= 2);
     // The cool-down passes and a probe is let through (and fails: the circuit reopens).
-    harness::eventually("a half-open probe in the history", || {
-        let mut c = client.clone();
-        async move {
-            let events = c
-                .list_events(pb::ListEventsRequest { page_size: 200 })
-                .await
-                .unwrap()
-                .into_inner()
-                .events;
-            events.iter().any(|e| e.message.contains("half-open"))
-        }
-    })
-    .await;
+    harness::eventually_logged(&client, "a half-open probe in the history", "half-open").await;
 
     // The gateway is back: the next probe closes the circuit.
     h.sim.control().set_availability(Duration::ZERO);
@@ -246,12 +203,7 @@ async fn the_circuit_opens_and_half_opens() {
     assert_eq!(up.circuit_state, pb::CircuitState::Closed as i32);
     assert_eq!(up.reconnect_attempt, 0);
 
-    let events = client
-        .list_events(pb::ListEventsRequest { page_size: 200 })
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = harness::recent_events(&mut client, 200).await;
     assert!(
         events
             .iter()
@@ -276,11 +228,7 @@ async fn a_manual_connect_resets_an_open_circuit() {
     let err = client.connect(pb::ConnectRequest {}).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("retrying"), "{}", err.message());
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     wait_state(&mut watch, S::Failed).await;
     h.sim.control().set_availability(Duration::ZERO);
     // With an hour of cool-down only the manual connect can bring it back.
@@ -338,11 +286,7 @@ async fn a_silent_gateway_is_detected_and_health_follows_the_session() {
     );
 
     // The gateway keeps the socket open but stops answering: missed heartbeats.
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     wait_state(&mut watch, S::Connected).await;
     h.sim.control().stall(Duration::from_secs(3));
     let (lost, _) = wait_state(&mut watch, S::Reconnecting).await;
@@ -367,11 +311,7 @@ async fn disconnect_stops_the_retries() {
     h.sim.control().set_availability(Duration::from_secs(600));
     let mut client = h.client().await;
     client.connect(pb::ConnectRequest {}).await.unwrap_err();
-    let mut watch = client
-        .watch_status(pb::WatchStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = harness::watch_status(&mut client).await;
     wait_for(&mut watch, "a retry", |s| s.reconnect_attempt >= 2).await;
     let stopped = client
         .disconnect(pb::DisconnectRequest {})

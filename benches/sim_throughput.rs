@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
 use ibstream::proto::tws;
+// A client frames its requests exactly as the gateway frames its messages.
+use ibstream::sim::frame::encode as frame;
 use ibstream::sim::{SimConfig, Simulator};
-use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,15 +29,6 @@ const SYMBOLS: &[&str] = &[
 /// Wire ids of the tick messages counted: TickPrice, TickSize, TickOptionComputation,
 /// TickGeneric, TickString.
 const TICK_WIRE_IDS: [i32; 5] = [201, 202, 221, 245, 246];
-
-fn frame<M: Message>(logical_id: i32, msg: &M) -> Vec<u8> {
-    let payload = msg.encode_to_vec();
-    let mut out = BytesMut::new();
-    out.put_u32(4 + payload.len() as u32);
-    out.put_i32(logical_id + 200);
-    out.put_slice(&payload);
-    out.to_vec()
-}
 
 /// Connects, subscribes to `instruments` stocks, then counts tick frames into `counter`.
 async fn reader(

@@ -17,14 +17,23 @@ async fn started() -> (
     SimulatorControlClient<tonic::transport::Channel>,
 ) {
     let sim = start_with(|c| c.control_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let client = SimulatorControlClient::new(control_channel(&sim).await);
+    (sim, client)
+}
+
+/// A channel to the simulator's gRPC control plane.
+async fn control_channel(sim: &ibstream::sim::SimHandle) -> tonic::transport::Channel {
     let url = format!("http://{}", sim.control_addr().unwrap());
-    let channel = tonic::transport::Channel::from_shared(url)
+    tonic::transport::Channel::from_shared(url)
         .unwrap()
         .connect()
         .await
-        .unwrap();
-    let client = SimulatorControlClient::new(channel);
-    (sim, client)
+        .unwrap()
+}
+
+/// A protobuf duration of whole seconds, as the control RPCs take it.
+fn whole_seconds(seconds: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds, nanos: 0 })
 }
 
 #[tokio::test]
@@ -81,10 +90,7 @@ async fn fault_rpcs_act_and_validate_their_arguments() {
     assert!(missing.message().contains("duration"));
     let zero = control
         .set_tick_interval(pb::SetTickIntervalRequest {
-            interval: Some(prost_types::Duration {
-                seconds: 0,
-                nanos: 0,
-            }),
+            interval: whole_seconds(0),
         })
         .await
         .unwrap_err();
@@ -132,10 +138,7 @@ async fn fault_rpcs_act_and_validate_their_arguments() {
     ));
     control
         .set_availability(pb::SetAvailabilityRequest {
-            refuse_for: Some(prost_types::Duration {
-                seconds: 30,
-                nanos: 0,
-            }),
+            refuse_for: whole_seconds(30),
         })
         .await
         .unwrap();
@@ -150,13 +153,7 @@ async fn fault_rpcs_act_and_validate_their_arguments() {
 #[tokio::test]
 async fn reflection_lists_the_control_service() {
     let (sim, _) = started().await;
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://{}", sim.control_addr().unwrap()))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection = ServerReflectionClient::new(control_channel(&sim).await);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

@@ -144,15 +144,9 @@ impl Raw {
     }
 }
 
-/// A complete request frame.
-pub fn encode<M: Message>(logical_id: i32, msg: &M) -> Vec<u8> {
-    let payload = msg.encode_to_vec();
-    let mut out = BytesMut::new();
-    out.put_u32(4 + payload.len() as u32);
-    out.put_i32(logical_id + 200);
-    out.put_slice(&payload);
-    out.to_vec()
-}
+/// A complete request frame: requests are framed exactly as the gateway frames its own
+/// messages (length, logical id + 200, protobuf payload).
+pub use ibstream::sim::frame::encode;
 
 /// Decodes an error frame.
 pub fn error(f: &Frame) -> tws::ErrorMessage {

@@ -17,18 +17,25 @@ async fn started() -> (
     SimulatorControlClient<tonic::transport::Channel>,
 ) {
     let sim = start_with(|c| c.control_listen = Some("127.0.0.1:0".parse().unwrap())).await;
-    let client = SimulatorControlClient::new(control_channel(&sim).await);
+    let client = SimulatorControlClient::new(control_channel(sim.control_addr().unwrap()).await);
     (sim, client)
 }
 
-/// A channel to the simulator's gRPC control plane.
-async fn control_channel(sim: &ibstream::sim::SimHandle) -> tonic::transport::Channel {
-    let url = format!("http://{}", sim.control_addr().unwrap());
-    tonic::transport::Channel::from_shared(url)
+/// A channel to the simulator's gRPC control plane at `addr`.
+async fn control_channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap()
+}
+
+/// The first answer of a server stream.
+async fn first_message<T>(
+    response: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>,
+) -> T {
+    let mut responses = response.unwrap().into_inner();
+    responses.message().await.unwrap().unwrap()
 }
 
 /// A protobuf duration of whole seconds, as the control RPCs take it.
@@ -153,17 +160,18 @@ async fn fault_rpcs_act_and_validate_their_arguments() {
 #[tokio::test]
 async fn reflection_lists_the_control_service() {
     let (sim, _) = started().await;
-    let mut reflection = ServerReflectionClient::new(control_channel(&sim).await);
+    let mut reflection =
+        ServerReflectionClient::new(control_channel(sim.control_addr().unwrap()).await);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = reflection
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().unwrap();
+    let response = first_message(
+        reflection
+            .server_reflection_info(futures::stream::iter([request]))
+            .await,
+    )
+    .await;
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer {response:?}");
     };
@@ -193,21 +201,17 @@ async fn list_v1alpha(addr: std::net::SocketAddr) -> Vec<String> {
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = control_channel(addr).await;
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().unwrap();
+    let response = first_message(
+        ServerReflectionClient::new(channel)
+            .server_reflection_info(futures::stream::iter([request]))
+            .await,
+    )
+    .await;
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer {response:?}");
     };

@@ -196,3 +196,26 @@ async fn contracts_are_looked_up_once_and_symbols_found() {
             .any(|m| m.instrument.as_ref().is_some_and(|i| i.symbol == "AAPL"))
     );
 }
+
+#[tokio::test]
+async fn look_ups_ib_never_answers_end_with_deadline_exceeded() {
+    let mut s = settings();
+    s.request_timeout = std::time::Duration::from_millis(700);
+    let h = start_with(|_| {}, s).await;
+    let mut client = h.client().await;
+    h.sim.control().stall(std::time::Duration::from_secs(2));
+    let err = client
+        .resolve_contract(pb::ResolveContractRequest {
+            instrument: Some(stock("MSFT")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    let err = client
+        .search_symbols(pb::SearchSymbolsRequest {
+            pattern: "MS".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+}

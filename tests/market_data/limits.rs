@@ -122,6 +122,10 @@ async fn three_hundred_instruments_at_once_stay_within_the_message_rate() {
     .await
     .expect("300 quoted instruments");
     let stats = h.sim.control().stats();
+    eprintln!(
+        "300 instruments: {} requests, peak {} msg/s, errors {:?}",
+        stats.market_data_requests, stats.peak_messages_per_second, stats.errors_sent
+    );
     assert!(stats.market_data_requests >= 300, "{stats:?}");
     assert!(
         stats.peak_messages_per_second <= 50,

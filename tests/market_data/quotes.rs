@@ -190,6 +190,9 @@ async fn a_stalled_client_is_conflated_and_others_keep_their_rate() {
         received.is_some_and(|r| r > resumed_at) && last_seq.len() == FIVE.len()
     })
     .await;
+    eprintln!(
+        "stall: fast stream {before} msgs in 2 s before, {during} in 10 s during; slow stream backlog {backlog}, skipped {skipped}; {updates_during} ticks in"
+    );
     assert!(
         backlog < BACKLOG_BOUND as u64,
         "backlog {backlog} after a 10 s stall ({updates_during} ticks meanwhile)"

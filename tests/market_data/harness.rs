@@ -124,6 +124,7 @@ async fn start_server(store: &Store, settings: &MarketDataSettings) -> ServerHan
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
     config.server.max_instruments_per_request = settings.max_instruments_per_request as u32;
+    config.server.max_streams_per_key = settings.max_streams_per_key as u32;
     config.market_data.linger = settings.fanout.linger;
     config.market_data.request_timeout = settings.request_timeout;
     config.market_data.risk_free_rate = settings.greeks.risk_free_rate;

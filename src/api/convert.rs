@@ -10,6 +10,7 @@ use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
 use crate::store::MarketDataType;
 
+/// A protobuf timestamp.
 pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.unix_timestamp(),
@@ -17,6 +18,7 @@ pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf duration (saturating at `i64::MAX` seconds).
 pub fn duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: d.as_secs().min(i64::MAX as u64) as i64,
@@ -32,6 +34,7 @@ pub fn std_duration(d: &prost_types::Duration) -> Option<Duration> {
     Some(Duration::new(d.seconds as u64, d.nanos as u32))
 }
 
+/// The public enum of a session state.
 pub fn connection_state(state: ConnectionState) -> pb::ConnectionState {
     match state {
         ConnectionState::Disconnected => pb::ConnectionState::Disconnected,
@@ -42,6 +45,7 @@ pub fn connection_state(state: ConnectionState) -> pb::ConnectionState {
     }
 }
 
+/// The public enum of a circuit state.
 pub fn circuit_state(state: CircuitState) -> pb::CircuitState {
     match state {
         CircuitState::Closed => pb::CircuitState::Closed,
@@ -50,6 +54,7 @@ pub fn circuit_state(state: CircuitState) -> pb::CircuitState {
     }
 }
 
+/// The public enum of a market data type.
 pub fn market_data_type(kind: MarketDataType) -> pb::MarketDataType {
     match kind {
         MarketDataType::Live => pb::MarketDataType::Live,

@@ -242,14 +242,17 @@ impl ServerHandle {
         self.addr
     }
 
+    /// The counters and gauges every layer updates.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.ctx.metrics.clone()
     }
 
+    /// The IB session.
     pub fn session(&self) -> &Session {
         &self.ctx.session
     }
 
+    /// What the services share (link, store, limits …).
     pub fn context(&self) -> &ServerContext {
         &self.ctx
     }

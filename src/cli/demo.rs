@@ -101,10 +101,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         format: LogFormat::Text,
         filter: args.log_filter.clone(),
     })?;
+    // Before anything starts: a signal during start-up then stops the demo cleanly.
+    let mut termination = super::shutdown::Termination::install()?;
     let running = start(&args).await?;
-    let state = wait_connected(&running.server).await;
+    let state = tokio::select! {
+        state = wait_connected(&running.server) => state,
+        _ = termination.recv() => return stop(running).await,
+    };
     print_banner(&running, state);
-    super::shutdown::termination().await;
+    termination.recv().await;
     println!("stopping");
     stop(running).await
 }

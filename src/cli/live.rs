@@ -50,6 +50,7 @@ pub async fn run<V: View>(
     call: &'static str,
     limits: Limits,
 ) -> anyhow::Result<()> {
+    let mut termination = super::shutdown::Termination::install()?;
     let mut out = LiveOutput::detect()?;
     let mut updates = 0u64;
     let mut dirty = true;
@@ -62,11 +63,9 @@ pub async fn run<V: View>(
         }
     };
     tokio::pin!(deadline);
-    let interrupted = super::shutdown::termination();
-    tokio::pin!(interrupted);
     loop {
         tokio::select! {
-            _ = &mut interrupted => return Ok(()),
+            _ = termination.recv() => return Ok(()),
             _ = &mut deadline => return Ok(()),
             _ = redraw.tick(), if out.is_screen() && dirty => {
                 draw(&mut out, view)?;

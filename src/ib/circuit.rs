@@ -19,6 +19,7 @@ pub struct CircuitBreaker {
 }
 
 impl CircuitBreaker {
+    /// A closed circuit opening after `threshold` failures, probing after `cooldown`.
     pub fn new(threshold: u32, cooldown: Duration) -> CircuitBreaker {
         CircuitBreaker {
             threshold,
@@ -34,6 +35,7 @@ impl CircuitBreaker {
         self.threshold = threshold;
     }
 
+    /// Closed, open or half-open.
     pub fn state(&self) -> CircuitState {
         self.state
     }
@@ -67,6 +69,7 @@ impl CircuitBreaker {
         }
     }
 
+    /// A successful attempt closes the circuit and forgets the failures.
     pub fn record_success(&mut self) {
         self.failures = 0;
         self.opened_at = None;

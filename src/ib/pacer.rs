@@ -21,6 +21,7 @@ pub struct MessagePacer {
 }
 
 impl MessagePacer {
+    /// A pacer for `per_second` messages a second, reporting into `metrics`.
     pub fn new(per_second: u32, metrics: Arc<Metrics>) -> MessagePacer {
         MessagePacer {
             inner: Arc::new(Mutex::new(Gcra::per_second(per_second))),

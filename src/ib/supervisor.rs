@@ -151,8 +151,15 @@ impl Supervisor {
             }
             Some(Command::Disconnect(reply)) => {
                 self.fail_waiters(SessionError::Cancelled);
+                let was_wanted = self.report.snapshot().wanted;
+                self.report.update(|s| {
+                    s.wanted = false;
+                    s.next_retry = None;
+                });
+                self.report
+                    .set_state(ConnectionState::Disconnected, "disconnect requested");
                 let _ = reply.send(Ok(self.report.snapshot()));
-                if self.report.snapshot().wanted {
+                if was_wanted {
                     Interrupt::Go(Next::Idle)
                 } else {
                     Interrupt::Handled

@@ -205,13 +205,22 @@ async fn start_control(
     let bound = listener
         .local_addr()
         .map_err(|source| SimError::ControlBind { addr, source })?;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: grpcurl releases before 1.9 speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .with_service_name("ibsim.v1.SimulatorControl")
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .map_err(|e| SimError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .map_err(|e| SimError::Reflection(e.to_string()))?;
     let server = tonic::transport::Server::builder()
         .add_service(SimulatorControlServer::new(ControlService::new(control)))
-        .add_service(reflection);
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tasks.spawn(async move {
         if let Err(e) = server

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -304,7 +304,12 @@ pub fn tool_available(program: &str, args: &[&str], what: &str, cwd: Option<&Pat
             args.join(" ")
         );
         assert!(!in_ci(), "CI=true: {message}");
-        eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+        // Straight to the process's stderr: the test harness captures `eprintln!` of
+        // passing tests, and a skip must not go unnoticed.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n"
+        );
     }
     ok
 }

@@ -50,6 +50,12 @@ async fn connect_disconnect_and_reconnect() {
     let first_link = link.borrow_and_update().clone().expect("link published");
     assert_eq!(first_link.generation, generation);
     assert_eq!(h.sim.control().stats().connections, 1);
+    // The profile's market data type was requested after connecting.
+    let requests = h.sim.control().stats().requests_by_type;
+    assert!(
+        requests.get("RequestMarketDataType").copied().unwrap_or(0) >= 1,
+        "{requests:?}"
+    );
 
     // The health monitor reports a round trip.
     let mut watch = client
@@ -352,5 +358,38 @@ async fn a_silent_gateway_is_detected_and_health_follows_the_session() {
 
     client.disconnect(pb::DisconnectRequest {}).await.unwrap();
     next_health(&mut health_watch, ServingStatus::NotServing).await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn disconnect_stops_the_retries() {
+    let h = Harness::start().await;
+    h.sim.control().set_availability(Duration::from_secs(600));
+    let mut client = h.client().await;
+    client.connect(pb::ConnectRequest {}).await.unwrap_err();
+    let mut watch = client
+        .watch_status(pb::WatchStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for(&mut watch, "a retry", |s| s.reconnect_attempt >= 2).await;
+    let stopped = client
+        .disconnect(pb::DisconnectRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state_of(&stopped), S::Disconnected);
+    assert!(!stopped.session_wanted);
+    assert!(stopped.next_retry_time.is_none());
+    // No attempt reaches the gateway any more.
+    let refused = h.sim.control().stats().connections_refused;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.sim.control().stats().connections_refused, refused);
+    let status = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state_of(&status), S::Disconnected);
     h.shutdown().await;
 }

@@ -188,10 +188,12 @@ async fn reflection_lists_the_control_service() {
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer {response:?}");
     };
-    assert!(
-        list.service
-            .iter()
-            .any(|s| s.name == "ibsim.v1.SimulatorControl")
+    let listed: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(listed, ["ibsim.v1.SimulatorControl"]);
+    assert_eq!(
+        list_v1alpha(sim.control_addr().unwrap()).await,
+        ["ibsim.v1.SimulatorControl"],
+        "grpcurl before 1.9 speaks only v1alpha reflection"
     );
     // Everything a reflection client needs to call it, imports included.
     let set = <prost_types::FileDescriptorSet as prost::Message>::decode(
@@ -205,4 +207,30 @@ async fn reflection_lists_the_control_service() {
         "{names:?}"
     );
     sim.shutdown().await;
+}
+
+async fn list_v1alpha(addr: std::net::SocketAddr) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer {response:?}");
+    };
+    list.service.into_iter().map(|s| s.name).collect()
 }

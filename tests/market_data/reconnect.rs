@@ -115,7 +115,7 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
     let mut fresh_after = 0;
     read_until(&mut s, |m| {
         assert!(
-            !status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Stale as i32),
+            status_of(m).is_none_or(|st| st.kind != pb::InstrumentStatusKind::Stale as i32),
             "a stock went stale with the options farm"
         );
         if quote_of(m).is_some_and(|q| !q.stale) {

@@ -261,17 +261,14 @@ impl MarketDataService for MarketData {
         &self,
         request: Request<pb::StreamQuotesRequest>,
     ) -> Result<Response<Self::StreamQuotesStream>, Status> {
+        let guard = self.stream_guard(&request)?;
         let req = request.into_inner();
         let specs = self.specs(&req.instruments)?;
         let allow = self
             .fanout
             .allows_delayed(data_policy_from_pb(req.data_policy)?);
-        Ok(Response::new(quote_stream(
-            self.clone(),
-            req.instruments,
-            specs,
-            allow,
-        )))
+        let stream = quote_stream(self.clone(), req.instruments, specs, allow);
+        Ok(Response::new(guard.wrap(stream)))
     }
 
     async fn get_quotes(

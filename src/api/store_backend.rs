@@ -1,6 +1,7 @@
 //! The store behind the session (active profile, connection history) and behind the
 //! auth layer (API keys).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,15 +53,47 @@ pub fn state_of_kind(kind: &str) -> Option<ConnectionState> {
     .find(|s| s.as_str() == kind)
 }
 
+/// Connection events kept in the history; older ones are dropped so a server that runs
+/// for months through nightly restarts and flapping farms keeps a bounded table.
+pub const EVENT_HISTORY_LIMIT: u64 = 10_000;
+
+/// How many events are recorded between two trims of the history: trimming costs a
+/// query, recording is frequent only while something flaps.
+const EVENTS_PER_TRIM: u64 = 100;
+
 /// [`SessionBackend`] over the store.
 #[derive(Debug, Clone)]
 pub struct StoreBackend {
     store: Store,
+    recorded: Arc<AtomicU64>,
+    history_limit: u64,
 }
 
 impl StoreBackend {
     pub fn new(store: Store) -> StoreBackend {
-        StoreBackend { store }
+        StoreBackend::with_history_limit(store, EVENT_HISTORY_LIMIT)
+    }
+
+    /// Keeps at most `history_limit` connection events.
+    pub fn with_history_limit(store: Store, history_limit: u64) -> StoreBackend {
+        StoreBackend {
+            store,
+            recorded: Arc::new(AtomicU64::new(0)),
+            history_limit,
+        }
+    }
+
+    async fn trim_history_now_and_then(&self) {
+        if !self
+            .recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(EVENTS_PER_TRIM)
+        {
+            return;
+        }
+        if let Err(err) = self.store.retain_recent_events(self.history_limit).await {
+            tracing::warn!(error = %err, "cannot trim the connection history");
+        }
     }
 }
 
@@ -88,6 +121,7 @@ impl SessionBackend for StoreBackend {
             if let Err(err) = self.store.record_event(&row).await {
                 tracing::warn!(error = %err, "cannot record a connection event");
             }
+            self.trim_history_now_and_then().await;
         })
     }
 }
@@ -161,5 +195,34 @@ impl KeyVerifier for StoreKeys {
                 Err(_) => Err(KeyRejection::Unavailable),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: usize) -> SessionEvent {
+        SessionEvent {
+            time: time::OffsetDateTime::now_utc(),
+            kind: SessionEventKind::Error,
+            state: ConnectionState::Reconnecting,
+            profile: "default".to_owned(),
+            code: None,
+            message: format!("failure {n}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_history_is_trimmed_to_its_limit() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let backend = StoreBackend::with_history_limit(store.clone(), 5);
+        // Trims run on the 1st, 101st and 201st event: after the 201st, five are left.
+        for n in 0..=(2 * EVENTS_PER_TRIM as usize) {
+            backend.record_event(event(n)).await;
+        }
+        let events = store.recent_events(1000).await.unwrap();
+        assert_eq!(events.len(), 5);
+        assert_eq!(events[0].message, "failure 200", "the newest are kept");
     }
 }

@@ -135,3 +135,15 @@ fn the_demo_prints_the_grpcurl_examples_with_its_address() {
         assert!(banner.contains(&actual), "missing {actual:?} in\n{banner}");
     }
 }
+
+#[test]
+fn the_readme_shows_exactly_the_tested_commands() {
+    let readme =
+        std::fs::read_to_string(crate::support::repo().join("README.md")).expect("read README.md");
+    for (comment, command) in examples() {
+        assert!(
+            readme.contains(&format!("{comment}\n{command}\n")),
+            "README.md lacks the tested command `{command}` (with its comment `{comment}`)"
+        );
+    }
+}

@@ -196,3 +196,62 @@ async fn contracts_are_looked_up_once_and_symbols_found() {
             .any(|m| m.instrument.as_ref().is_some_and(|i| i.symbol == "AAPL"))
     );
 }
+
+#[tokio::test]
+async fn look_ups_ib_never_answers_end_with_deadline_exceeded() {
+    let mut s = settings();
+    s.request_timeout = std::time::Duration::from_millis(700);
+    let h = start_with(|_| {}, s).await;
+    let mut client = h.client().await;
+    h.sim.control().stall(std::time::Duration::from_secs(2));
+    let err = client
+        .resolve_contract(pb::ResolveContractRequest {
+            instrument: Some(stock("MSFT")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    let err = client
+        .search_symbols(pb::SearchSymbolsRequest {
+            pattern: "MS".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+}
+
+#[tokio::test]
+async fn resolved_contracts_survive_a_restart() {
+    let mut h = start().await;
+    let mut client = h.client().await;
+    let before = client
+        .resolve_contract(pb::ResolveContractRequest {
+            instrument: Some(stock("NVDA")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    h.restart().await;
+    let mut client = h.client().await;
+    let after = client
+        .resolve_contract(pb::ResolveContractRequest {
+            instrument: Some(stock("NVDA")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before, after);
+    // Quotes by conId alone resolve from the store too.
+    let by_id = pb::Instrument {
+        con_id: after.instrument.as_ref().unwrap().con_id,
+        ..Default::default()
+    };
+    let mut s = stream(&mut client, vec![by_id], pb::DataPolicy::Unspecified).await;
+    read_until(&mut s, |m| quote_of(m).is_some_and(|q| q.symbol == "NVDA")).await;
+    let stats = h.sim.control().stats();
+    assert_eq!(
+        stats.requests_by_type.get("RequestContractData"),
+        Some(&1),
+        "the second server asked IB nothing: {stats:?}"
+    );
+}

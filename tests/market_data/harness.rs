@@ -33,6 +33,8 @@ pub struct Harness {
     pub server: Option<ServerHandle>,
     pub addr: SocketAddr,
     pub metrics: Arc<Metrics>,
+    store: Store,
+    settings: MarketDataSettings,
     _dir: TempDir,
 }
 
@@ -99,30 +101,7 @@ pub async fn start_with(
     };
     store.save_profile(&profile).await.expect("profile saved");
 
-    let secret =
-        MasterSecret::load(&MasterKeySource::Secret("market data tests".into())).expect("secret");
-    let master_key = crypto::unlock(&store, &secret)
-        .await
-        .expect("store unlocks");
-    let mut server_config = Config::default();
-    server_config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    server_config.server.max_instruments_per_request = settings.max_instruments_per_request as u32;
-    server_config.market_data.linger = settings.fanout.linger;
-    server_config.market_data.request_timeout = settings.request_timeout;
-    server_config.market_data.risk_free_rate = settings.greeks.risk_free_rate;
-    server_config.market_data.dividend_yield = settings.greeks.dividend_yield;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let server = Server::start(
-        ServerOptions {
-            config: server_config,
-            store,
-            master_key,
-            session: fast_session(),
-        },
-        Some(listener),
-    )
-    .await
-    .expect("server starts");
+    let server = start_server(&store, &settings).await;
     let addr = server.addr();
     let metrics = server.metrics();
     let h = Harness {
@@ -130,13 +109,57 @@ pub async fn start_with(
         server: Some(server),
         addr,
         metrics,
+        store,
+        settings,
         _dir: dir,
     };
     wait_for_stats(&h.sim, "the session connected", |s| s.connections == 1).await;
     h
 }
 
+async fn start_server(store: &Store, settings: &MarketDataSettings) -> ServerHandle {
+    let secret =
+        MasterSecret::load(&MasterKeySource::Secret("market data tests".into())).expect("secret");
+    let master_key = crypto::unlock(store, &secret).await.expect("store unlocks");
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().expect("addr");
+    config.server.max_instruments_per_request = settings.max_instruments_per_request as u32;
+    config.server.max_streams_per_key = settings.max_streams_per_key as u32;
+    config.market_data.linger = settings.fanout.linger;
+    config.market_data.request_timeout = settings.request_timeout;
+    config.market_data.risk_free_rate = settings.greeks.risk_free_rate;
+    config.market_data.dividend_yield = settings.greeks.dividend_yield;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    Server::start(
+        ServerOptions {
+            config,
+            store: store.clone(),
+            master_key,
+            session: fast_session(),
+        },
+        Some(listener),
+    )
+    .await
+    .expect("server starts")
+}
+
 impl Harness {
+    /// Stops the server and starts a new one on the same store (a restart).
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        wait_for_stats(&self.sim, "the old session closed", |s| s.connections == 0).await;
+        let server = start_server(&self.store, &self.settings).await;
+        self.addr = server.addr();
+        self.metrics = server.metrics();
+        self.server = Some(server);
+        wait_for_stats(&self.sim, "the new session connected", |s| {
+            s.connections == 1
+        })
+        .await;
+    }
+
     /// A gRPC client with a small flow-control window, so a client that stops reading
     /// stops the server quickly (as a slow client on a real network does).
     pub async fn client(&self) -> MarketDataServiceClient<Channel> {

@@ -122,6 +122,10 @@ async fn three_hundred_instruments_at_once_stay_within_the_message_rate() {
     .await
     .expect("300 quoted instruments");
     let stats = h.sim.control().stats();
+    eprintln!(
+        "300 instruments: {} requests, peak {} msg/s, errors {:?}",
+        stats.market_data_requests, stats.peak_messages_per_second, stats.errors_sent
+    );
     assert!(stats.market_data_requests >= 300, "{stats:?}");
     assert!(
         stats.peak_messages_per_second <= 50,
@@ -146,4 +150,40 @@ async fn three_hundred_instruments_at_once_stay_within_the_message_rate() {
         stats.peak_messages_per_second
     );
     assert_eq!(stats.errors_sent.get(&100), None);
+}
+
+#[tokio::test]
+async fn streams_per_key_are_limited() {
+    let h = start().await;
+    let mut client = h.client().await;
+    // The test server allows 64 streams per key (the default); anonymous callers share one.
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        open.push(
+            stream(
+                &mut client,
+                vec![stock("AAPL")],
+                pb::DataPolicy::Unspecified,
+            )
+            .await,
+        );
+    }
+    let err = client
+        .stream_quotes(pb::StreamQuotesRequest {
+            instruments: vec![stock("AAPL")],
+            data_policy: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("open streams"), "{}", err.message());
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = stream(
+        &mut client,
+        vec![stock("AAPL")],
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    read_until(&mut again, |m| quote_of(m).is_some()).await;
 }

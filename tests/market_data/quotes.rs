@@ -190,6 +190,9 @@ async fn a_stalled_client_is_conflated_and_others_keep_their_rate() {
         received.is_some_and(|r| r > resumed_at) && last_seq.len() == FIVE.len()
     })
     .await;
+    eprintln!(
+        "stall: fast stream {before} msgs in 2 s before, {during} in 10 s during; slow stream backlog {backlog}, skipped {skipped}; {updates_during} ticks in"
+    );
     assert!(
         backlog < BACKLOG_BOUND as u64,
         "backlog {backlog} after a 10 s stall ({updates_during} ticks meanwhile)"
@@ -199,4 +202,90 @@ async fn a_stalled_client_is_conflated_and_others_keep_their_rate() {
         "the sequence shows {skipped} skipped updates against a backlog of {backlog}"
     );
     assert!(h.metrics.conflated.get() - conflated_before >= skipped);
+}
+
+#[tokio::test]
+async fn get_quotes_answers_from_a_snapshot_or_the_cache() {
+    let h = start().await;
+    let mut client = h.client().await;
+    let ask = |client: &mut ibstream::proto::ibstream::v1::market_data_service_client::MarketDataServiceClient<tonic::transport::Channel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .get_quotes(pb::GetQuotesRequest {
+                    instruments: vec![stock("AAPL"), stock("SPY")],
+                    data_policy: 0,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .quotes
+        }
+    };
+    // Nobody streams them: one-off snapshots, no line held afterwards.
+    let quotes = ask(&mut client).await;
+    assert_eq!(quotes.len(), 2);
+    assert_eq!(
+        (quotes[0].symbol.as_str(), quotes[1].symbol.as_str()),
+        ("AAPL", "SPY")
+    );
+    assert!(
+        quotes
+            .iter()
+            .all(|q| q.bid.is_some() && q.ask.is_some() && q.received_at.is_some())
+    );
+    let stats = h.sim.control().stats();
+    assert_eq!(stats.market_data_requests, 2);
+    assert_eq!(stats.active_market_data_subscriptions, 0);
+    // Streamed: answered from the cache without asking IB.
+    let mut s = stream(
+        &mut client,
+        vec![stock("AAPL"), stock("SPY")],
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    let mut seen = HashSet::new();
+    read_until(&mut s, |m| {
+        if quote_of(m).is_some() {
+            seen.insert(m.index);
+        }
+        seen.len() == 2
+    })
+    .await;
+    let requests = h.sim.control().stats().market_data_requests;
+    let cached = ask(&mut client).await;
+    assert_eq!(cached.len(), 2);
+    assert_eq!(
+        h.sim.control().stats().market_data_requests,
+        requests,
+        "served from the cache"
+    );
+}
+
+#[tokio::test]
+async fn streams_end_with_unavailable_when_the_server_shuts_down() {
+    let mut h = start().await;
+    let mut client = h.client().await;
+    let mut s = stream(
+        &mut client,
+        vec![stock("AAPL")],
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    read_until(&mut s, |m| quote_of(m).is_some()).await;
+    let server = h.server.take().unwrap();
+    let shutdown = tokio::spawn(server.shutdown());
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match s.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(e) => return Some(e.code()),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert_eq!(end, Some(tonic::Code::Unavailable));
+    shutdown.await.unwrap().expect("clean shutdown");
 }

@@ -108,10 +108,22 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
     )
     .await;
     read_until(&mut s, |m| quote_of(m).is_some()).await;
-    // The options farm going down does not touch stocks.
+    // The options farm going down does not touch stocks: their quotes go on, fresh.
     h.sim
         .control()
         .inject_error(2103, "Market data farm connection is broken:usopt", None);
+    let mut fresh_after = 0;
+    read_until(&mut s, |m| {
+        assert!(
+            status_of(m).is_none_or(|st| st.kind != pb::InstrumentStatusKind::Stale as i32),
+            "a stock went stale with the options farm"
+        );
+        if quote_of(m).is_some_and(|q| !q.stale) {
+            fresh_after += 1;
+        }
+        fresh_after == 10
+    })
+    .await;
     h.sim
         .control()
         .inject_error(2103, "Market data farm connection is broken:usfarm", None);

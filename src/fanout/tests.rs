@@ -39,6 +39,29 @@ fn fanout(source: &Arc<FakeSource>, settings: FanoutSettings) -> (Fanout, Arc<Me
     (Fanout::new(source, settings, metrics.clone()), metrics)
 }
 
+/// Subscribes `reader` to one instrument the way a client stream does: the same
+/// delayed-fallback choice for the fan-out and for the reader's slot.
+fn watch(fanout: &Fanout, reader: &mut Reader, contract: &Arc<ContractSpec>, delayed_ok: bool) {
+    let feed = fanout
+        .acquire(std::slice::from_ref(contract), delayed_ok)
+        .unwrap()
+        .remove(0);
+    reader.add(feed, delayed_ok);
+}
+
+/// A default fan-out with one reader on stock 1 that has already seen `first`,
+/// so what follows in a test is the only thing left in the reader.
+async fn watching_one_stock(first: Tick) -> (Arc<FakeSource>, Fanout, Reader) {
+    let source = FakeSource::new();
+    let (fanout, metrics) = fanout(&source, FanoutSettings::default());
+    let mut reader = Reader::new(metrics.clone(), false);
+    watch(&fanout, &mut reader, &stock(1, "A"), false);
+    settle().await;
+    source.tick(1, first);
+    let _ = next_update(&mut reader).await;
+    (source, fanout, reader)
+}
+
 /// Lets spawned feed tasks run.
 async fn settle() {
     for _ in 0..20 {
@@ -46,12 +69,17 @@ async fn settle() {
     }
 }
 
+/// The reader's next event, bounded so a missing one fails the test instead of hanging it.
+async fn next_event(reader: &mut Reader) -> ReaderEvent {
+    tokio::time::timeout(Duration::from_secs(5), reader.next())
+        .await
+        .expect("reader event in time")
+        .expect("reader open")
+}
+
 async fn next_update(reader: &mut Reader) -> (usize, Arc<FeedView>, u64) {
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(5), reader.next())
-            .await
-            .expect("reader event in time")
-            .expect("reader open");
+        let event = next_event(reader).await;
         if let ReaderEvent::Update {
             slot,
             view,
@@ -65,10 +93,7 @@ async fn next_update(reader: &mut Reader) -> (usize, Arc<FeedView>, u64) {
 
 async fn next_status(reader: &mut Reader) -> (usize, StatusKind) {
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(5), reader.next())
-            .await
-            .expect("reader event in time")
-            .expect("reader open");
+        let event = next_event(reader).await;
         if let ReaderEvent::Status { slot, kind } = event
             && kind != StatusKind::Subscribed
         {
@@ -108,20 +133,14 @@ async fn a_late_reader_gets_the_cached_value_at_once() {
     let (fanout, metrics) = fanout(&source, FanoutSettings::default());
     let aapl = stock(1, "AAPL");
     let mut first = Reader::new(metrics.clone(), false);
-    first.add(
-        fanout
-            .acquire(std::slice::from_ref(&aapl), false)
-            .unwrap()
-            .remove(0),
-        false,
-    );
+    watch(&fanout, &mut first, &aapl, false);
     settle().await;
     source.tick(1, Tick::Price(PriceField::Bid, 189.5));
     source.tick(1, Tick::Price(PriceField::Ask, 189.6));
     let _ = next_update(&mut first).await;
     settle().await;
     let mut late = Reader::new(metrics.clone(), false);
-    late.add(fanout.acquire(&[aapl], false).unwrap().remove(0), false);
+    watch(&fanout, &mut late, &aapl, false);
     let (_, view, _) = next_update(&mut late).await;
     assert_eq!((view.quote.bid, view.quote.ask), (Some(189.5), Some(189.6)));
     assert_eq!(source.counts(), (1, 1));
@@ -157,14 +176,8 @@ async fn a_slow_reader_sees_the_newest_value_and_the_gap() {
     let (fanout, metrics) = fanout(&source, FanoutSettings::default());
     let mut fast = Reader::new(metrics.clone(), false);
     let mut slow = Reader::new(metrics.clone(), false);
-    fast.add(
-        fanout.acquire(&[stock(1, "A")], false).unwrap().remove(0),
-        false,
-    );
-    slow.add(
-        fanout.acquire(&[stock(1, "A")], false).unwrap().remove(0),
-        false,
-    );
+    watch(&fanout, &mut fast, &stock(1, "A"), false);
+    watch(&fanout, &mut slow, &stock(1, "A"), false);
     settle().await;
     source.tick(1, Tick::Price(PriceField::Last, 1.0));
     let (_, first, _) = next_update(&mut slow).await;
@@ -224,16 +237,7 @@ async fn the_line_budget_is_enforced_before_ib_is_asked() {
 
 #[tokio::test]
 async fn streams_go_stale_and_resume_in_a_new_session() {
-    let source = FakeSource::new();
-    let (fanout, metrics) = fanout(&source, FanoutSettings::default());
-    let mut reader = Reader::new(metrics.clone(), false);
-    reader.add(
-        fanout.acquire(&[stock(1, "A")], false).unwrap().remove(0),
-        false,
-    );
-    settle().await;
-    source.tick(1, Tick::Price(PriceField::Bid, 5.0));
-    let _ = next_update(&mut reader).await;
+    let (source, _fanout, mut reader) = watching_one_stock(Tick::Price(PriceField::Bid, 5.0)).await;
 
     source.end_all(SourceError::LinkDown);
     source.set_link(None);
@@ -262,14 +266,8 @@ async fn refused_live_data_falls_back_to_delayed_only_for_readers_that_allow_it(
     let mut strict = Reader::new(metrics.clone(), false);
     let mut lenient = Reader::new(metrics.clone(), false);
     let c = stock(7, "NOPERM");
-    strict.add(
-        fanout
-            .acquire(std::slice::from_ref(&c), false)
-            .unwrap()
-            .remove(0),
-        false,
-    );
-    lenient.add(fanout.acquire(&[c], true).unwrap().remove(0), true);
+    watch(&fanout, &mut strict, &c, false);
+    watch(&fanout, &mut lenient, &c, true);
     settle().await;
     assert_eq!(source.last_sub_type(7), Some((1, DataType::Delayed)));
     assert_eq!(
@@ -293,14 +291,8 @@ async fn without_fallback_no_permission_fails_the_instrument_and_frees_the_line(
     source.no_live.lock().unwrap().insert(7);
     let (fanout, metrics) = fanout(&source, FanoutSettings::default());
     let mut reader = Reader::new(metrics.clone(), false);
-    reader.add(
-        fanout.acquire(&[stock(7, "X")], false).unwrap().remove(0),
-        false,
-    );
-    reader.add(
-        fanout.acquire(&[stock(8, "Y")], false).unwrap().remove(0),
-        false,
-    );
+    watch(&fanout, &mut reader, &stock(7, "X"), false);
+    watch(&fanout, &mut reader, &stock(8, "Y"), false);
     match next_status(&mut reader).await {
         (0, StatusKind::Failed(FanoutError::NoPermission(_))) => {}
         other => panic!("{other:?}"),
@@ -318,14 +310,8 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
     let source = FakeSource::new();
     let (fanout, metrics) = fanout(&source, FanoutSettings::default());
     let mut reader = Reader::new(metrics.clone(), false);
-    reader.add(
-        fanout.acquire(&[stock(1, "A")], false).unwrap().remove(0),
-        false,
-    );
-    reader.add(
-        fanout.acquire(&[option(2)], false).unwrap().remove(0),
-        false,
-    );
+    watch(&fanout, &mut reader, &stock(1, "A"), false);
+    watch(&fanout, &mut reader, &option(2), false);
     settle().await;
     source.tick(1, Tick::Price(PriceField::Last, 1.0));
     source.tick(2, Tick::Price(PriceField::Last, 2.0));
@@ -351,16 +337,8 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
 
 #[tokio::test]
 async fn ib_losing_connectivity_marks_everything_stale_and_data_lost_resubscribes() {
-    let source = FakeSource::new();
-    let (fanout, metrics) = fanout(&source, FanoutSettings::default());
-    let mut reader = Reader::new(metrics.clone(), false);
-    reader.add(
-        fanout.acquire(&[stock(1, "A")], false).unwrap().remove(0),
-        false,
-    );
-    settle().await;
-    source.tick(1, Tick::Price(PriceField::Last, 1.0));
-    let _ = next_update(&mut reader).await;
+    let (source, _fanout, mut reader) =
+        watching_one_stock(Tick::Price(PriceField::Last, 1.0)).await;
     source.farm(DataNotice::ConnectivityLost);
     assert_eq!(next_status(&mut reader).await, (0, StatusKind::Stale));
     source.farm(DataNotice::ConnectivityRestored { data_lost: true });
@@ -404,13 +382,7 @@ async fn greeks_are_computed_here_when_ib_sends_none() {
     c.expiry = expiry.clone();
     let contract = Arc::new(c);
     let mut reader = Reader::new(metrics.clone(), false);
-    reader.add(
-        fanout
-            .acquire(std::slice::from_ref(&contract), false)
-            .unwrap()
-            .remove(0),
-        false,
-    );
+    watch(&fanout, &mut reader, &contract, false);
     settle().await;
     source.tick(9, Tick::Price(PriceField::Bid, 30.0));
     source.tick(9, Tick::Price(PriceField::Ask, 32.0));

@@ -55,7 +55,8 @@ fn live_bytes() -> i64 {
 #[path = "fanout/support.rs"]
 mod support;
 
-use support::{Baseline, Synthetic};
+use ibstream::fanout::synthetic::Synthetic;
+use support::Baseline;
 
 // ---------------------------------------------------------------------------------------
 // Harness.

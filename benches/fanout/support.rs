@@ -1,137 +1,16 @@
-//! The two sides of the fan-out benchmark: a synthetic market-data source for ibstream
-//! and the baseline, a minimal tonic server streaming quotes straight from producers.
+//! The baseline side of the fan-out benchmark: a minimal tonic server streaming quotes
+//! straight from producers (ibstream's side runs on [`ibstream::fanout::synthetic`]).
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
-use futures::{FutureExt, Stream, StreamExt};
-use ibstream::fanout::tick::{PriceField, SizeField, Tick};
-use ibstream::fanout::{
-    ChainParams, ContractDetails, ContractSpec, DataNotice, DataType, LinkState, MarketDataSource,
-    SourceError, SourceEvent, SymbolMatch, TickStream,
-};
+use futures::{Stream, StreamExt};
+use ibstream::fanout::synthetic::con_id_of;
 use ibstream::proto::ibstream::v1 as pb;
 use ibstream::proto::ibstream::v1::market_data_service_server::MarketDataService;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-
-// ---------------------------------------------------------------------------------------
-// A synthetic source: every instrument ticks every `interval` (or as fast as read).
-
-pub struct Synthetic {
-    link: watch::Sender<LinkState>,
-    farms: broadcast::Sender<DataNotice>,
-    interval: Duration,
-}
-
-impl Synthetic {
-    pub fn new(interval: Duration) -> Arc<Synthetic> {
-        let (link, _) = watch::channel(LinkState {
-            generation: Some(1),
-        });
-        let (farms, _) = broadcast::channel(4);
-        Arc::new(Synthetic {
-            link,
-            farms,
-            interval,
-        })
-    }
-}
-
-/// Endless ticks of one instrument: a bid that moves by a cent each step.
-fn ticks(interval: Duration) -> TickStream {
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let mut price = 100.0;
-        let _ = tx
-            .send(SourceEvent::Tick(Tick::Price(PriceField::Ask, 200.0)))
-            .await;
-        let _ = tx
-            .send(SourceEvent::Tick(Tick::Size(SizeField::Volume, 1.0)))
-            .await;
-        loop {
-            price += 0.01;
-            if tx
-                .send(SourceEvent::Tick(Tick::Price(PriceField::Bid, price)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            if interval.is_zero() {
-                tokio::task::yield_now().await;
-            } else {
-                tokio::time::sleep(interval).await;
-            }
-        }
-    });
-    ReceiverStream::new(rx).boxed()
-}
-
-pub fn con_id_of(symbol: &str) -> i64 {
-    symbol
-        .bytes()
-        .fold(7i64, |h, b| (h * 131 + i64::from(b)) % 1_000_000_007)
-        + 1
-}
-
-impl MarketDataSource for Synthetic {
-    fn link_state(&self) -> watch::Receiver<LinkState> {
-        self.link.subscribe()
-    }
-    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
-        self.farms.subscribe()
-    }
-    fn subscribe(
-        &self,
-        _generation: u64,
-        _contract: &ContractSpec,
-        _data_type: DataType,
-    ) -> BoxFuture<'static, Result<TickStream, SourceError>> {
-        futures::future::ready(Ok(ticks(self.interval))).boxed()
-    }
-    fn snapshot(
-        &self,
-        _c: &ContractSpec,
-        _t: DataType,
-        d: Duration,
-    ) -> BoxFuture<'static, Result<Vec<Tick>, SourceError>> {
-        futures::future::ready(Err(SourceError::Deadline(d))).boxed()
-    }
-    fn contract_details(
-        &self,
-        contract: &ContractSpec,
-        _d: Duration,
-    ) -> BoxFuture<'static, Result<Vec<ContractDetails>, SourceError>> {
-        let mut c = contract.clone();
-        c.con_id = con_id_of(&c.symbol);
-        futures::future::ready(Ok(vec![ContractDetails {
-            contract: c,
-            ..ContractDetails::default()
-        }]))
-        .boxed()
-    }
-    fn matching_symbols(
-        &self,
-        _p: &str,
-        _d: Duration,
-    ) -> BoxFuture<'static, Result<Vec<SymbolMatch>, SourceError>> {
-        futures::future::ready(Ok(Vec::new())).boxed()
-    }
-    fn option_params(
-        &self,
-        _u: &ContractSpec,
-        _d: Duration,
-    ) -> BoxFuture<'static, Result<Vec<ChainParams>, SourceError>> {
-        futures::future::ready(Ok(Vec::new())).boxed()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The baseline: a minimal tonic server streaming quotes straight from producers.
 
 #[derive(Clone)]
 pub struct Baseline {

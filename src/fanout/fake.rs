@@ -12,6 +12,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::source::{
     DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
 };
+use super::synthetic::SyntheticLink;
 use super::tick::Tick;
 use super::types::{ChainParams, ContractDetails, ContractSpec, DataType, SymbolMatch};
 
@@ -30,8 +31,7 @@ impl FakeSub {
 }
 
 pub struct FakeSource {
-    link: watch::Sender<LinkState>,
-    farms: broadcast::Sender<DataNotice>,
+    link: SyntheticLink,
     pub subs: Mutex<Vec<FakeSub>>,
     /// conIds refused live data (354).
     pub no_live: Mutex<HashSet<i64>>,
@@ -46,13 +46,8 @@ pub struct FakeSource {
 
 impl FakeSource {
     pub fn new() -> Arc<FakeSource> {
-        let (link, _) = watch::channel(LinkState {
-            generation: Some(1),
-        });
-        let (farms, _) = broadcast::channel(16);
         Arc::new(FakeSource {
-            link,
-            farms,
+            link: SyntheticLink::new(16),
             subs: Mutex::new(Vec::new()),
             no_live: Mutex::new(HashSet::new()),
             details: Mutex::new(HashMap::new()),
@@ -63,11 +58,11 @@ impl FakeSource {
     }
 
     pub fn set_link(&self, generation: Option<u64>) {
-        self.link.send_replace(LinkState { generation });
+        self.link.set(generation);
     }
 
     pub fn farm(&self, notice: DataNotice) {
-        let _ = self.farms.send(notice);
+        self.link.notify(notice);
     }
 
     /// Subscriptions opened so far, and those still open.
@@ -103,11 +98,11 @@ impl FakeSource {
 
 impl MarketDataSource for FakeSource {
     fn link_state(&self) -> watch::Receiver<LinkState> {
-        self.link.subscribe()
+        self.link.link_state()
     }
 
     fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
-        self.farms.subscribe()
+        self.link.data_notices()
     }
 
     fn subscribe(
@@ -117,7 +112,7 @@ impl MarketDataSource for FakeSource {
         data_type: DataType,
     ) -> BoxFuture<'static, Result<TickStream, SourceError>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        if self.link.borrow().generation != Some(generation) {
+        if self.link.generation() != Some(generation) {
             return futures::future::ready(Err(SourceError::LinkDown)).boxed();
         }
         if data_type == DataType::Live && self.no_live.lock().unwrap().contains(&contract.con_id) {

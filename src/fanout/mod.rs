@@ -22,6 +22,7 @@ pub mod pacer;
 pub mod reader;
 pub mod registry;
 pub mod source;
+pub mod synthetic;
 pub mod tick;
 pub mod types;
 

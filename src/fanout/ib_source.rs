@@ -156,6 +156,13 @@ impl Shared {
         }
     }
 
+    /// The link now up for a one-off request, once the pacer lets the request go.
+    async fn request_link(&self) -> Result<Link, SourceError> {
+        let link = self.link(None)?;
+        self.send_slot().await;
+        Ok(link)
+    }
+
     async fn send_slot(&self) {
         self.pacer.acquire().await;
         match &self.session_pacer {
@@ -273,6 +280,18 @@ impl Drop for PacedTicks {
     }
 }
 
+/// A collected answer, with `ibapi`'s timeout told apart as the caller's deadline.
+fn within<T>(
+    collected: Result<Vec<T>, ibapi::Error>,
+    deadline: Duration,
+) -> Result<Vec<T>, SourceError> {
+    match collected {
+        Ok(found) => Ok(found),
+        Err(ibapi::Error::Timeout) => Err(SourceError::Deadline(deadline)),
+        Err(e) => Err(error_from_ib(&e)),
+    }
+}
+
 impl MarketDataSource for IbSource {
     fn link_state(&self) -> watch::Receiver<LinkState> {
         self.shared.state.subscribe()
@@ -345,19 +364,14 @@ impl MarketDataSource for IbSource {
         let shared = self.shared.clone();
         let ib = contract_to_ib(contract);
         async move {
-            let link = shared.link(None)?;
-            shared.send_slot().await;
+            let link = shared.request_link().await?;
             let mut sub = link
                 .client
                 .contract_details_stream(&ib)
                 .subscribe()
                 .await
                 .map_err(|e| error_from_ib(&e))?;
-            let found = match sub.collect_to_end_within(deadline).await {
-                Ok(found) => found,
-                Err(ibapi::Error::Timeout) => return Err(SourceError::Deadline(deadline)),
-                Err(e) => return Err(error_from_ib(&e)),
-            };
+            let found = within(sub.collect_to_end_within(deadline).await, deadline)?;
             Ok(found.iter().map(details_from_ib).collect())
         }
         .boxed()
@@ -371,8 +385,7 @@ impl MarketDataSource for IbSource {
         let shared = self.shared.clone();
         let pattern = pattern.to_owned();
         async move {
-            let link = shared.link(None)?;
-            shared.send_slot().await;
+            let link = shared.request_link().await?;
             let found = tokio::time::timeout(deadline, link.client.matching_symbols(&pattern))
                 .await
                 .map_err(|_| SourceError::Deadline(deadline))?
@@ -390,8 +403,7 @@ impl MarketDataSource for IbSource {
         let shared = self.shared.clone();
         let underlying = underlying.clone();
         async move {
-            let link = shared.link(None)?;
-            shared.send_slot().await;
+            let link = shared.request_link().await?;
             let con_id = i32::try_from(underlying.con_id).unwrap_or(0);
             let mut sub = link
                 .client
@@ -403,11 +415,7 @@ impl MarketDataSource for IbSource {
                 .subscribe()
                 .await
                 .map_err(|e| error_from_ib(&e))?;
-            let found = match sub.collect_to_end_within(deadline).await {
-                Ok(found) => found,
-                Err(ibapi::Error::Timeout) => return Err(SourceError::Deadline(deadline)),
-                Err(e) => return Err(error_from_ib(&e)),
-            };
+            let found = within(sub.collect_to_end_within(deadline).await, deadline)?;
             Ok(found.iter().map(chain_from_ib).collect())
         }
         .boxed()

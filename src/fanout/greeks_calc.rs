@@ -60,44 +60,38 @@ pub fn option_greeks(
     {
         return Some(m);
     }
-    computed(contract, view, underlying_price, params, now).or(model)
-}
-
-fn computed(
-    contract: &ContractSpec,
-    view: &FeedView,
-    underlying_price: Option<f64>,
-    params: &GreeksParams,
-    now: SystemTime,
-) -> Option<Greeks> {
-    let kind = match contract.right? {
-        Right::Call => OptionKind::Call,
-        Right::Put => OptionKind::Put,
+    // Any input missing leaves IB's partial model, if there is one.
+    let computed = || -> Option<Greeks> {
+        let kind = match contract.right? {
+            Right::Call => OptionKind::Call,
+            Right::Put => OptionKind::Put,
+        };
+        let spot = view
+            .extras
+            .model
+            .and_then(|m| m.underlying_price)
+            .or(underlying_price)?;
+        let price = view.quote.mid().or(view.quote.last.filter(|p| *p > 0.0))?;
+        let inputs = OptionInputs {
+            kind,
+            spot,
+            strike: contract.strike?,
+            time: years_to_expiry(&contract.expiry, now)?,
+            rate: params.risk_free_rate,
+            dividend_yield: params.dividend_yield,
+        };
+        let vol = implied_volatility(&inputs, price)?;
+        let g = greeks(&inputs, vol)?;
+        Some(Greeks {
+            implied_volatility: Some(vol),
+            delta: Some(g.delta),
+            gamma: Some(g.gamma),
+            vega: Some(g.vega),
+            theta: Some(g.theta),
+            underlying_price: Some(spot),
+            option_price: Some(price),
+            source: GreeksSource::Computed,
+        })
     };
-    let spot = view
-        .extras
-        .model
-        .and_then(|m| m.underlying_price)
-        .or(underlying_price)?;
-    let price = view.quote.mid().or(view.quote.last.filter(|p| *p > 0.0))?;
-    let inputs = OptionInputs {
-        kind,
-        spot,
-        strike: contract.strike?,
-        time: years_to_expiry(&contract.expiry, now)?,
-        rate: params.risk_free_rate,
-        dividend_yield: params.dividend_yield,
-    };
-    let vol = implied_volatility(&inputs, price)?;
-    let g = greeks(&inputs, vol)?;
-    Some(Greeks {
-        implied_volatility: Some(vol),
-        delta: Some(g.delta),
-        gamma: Some(g.gamma),
-        vega: Some(g.vega),
-        theta: Some(g.theta),
-        underlying_price: Some(spot),
-        option_price: Some(price),
-        source: GreeksSource::Computed,
-    })
+    computed().or(model)
 }

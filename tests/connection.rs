@@ -3,6 +3,8 @@
 
 #[path = "connection/harness.rs"]
 mod harness;
+#[path = "support/server.rs"]
+mod support;
 
 #[path = "connection/access.rs"]
 mod access;

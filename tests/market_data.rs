@@ -12,3 +12,5 @@ mod limits;
 mod quotes;
 #[path = "market_data/reconnect.rs"]
 mod reconnect;
+#[path = "support/server.rs"]
+mod support;

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ibstream::api::{Server, ServerHandle, ServerOptions};
+use ibstream::api::ServerHandle;
 use ibstream::config::Config;
-use ibstream::crypto::{self, MasterKeySource, MasterSecret, Scope};
+use ibstream::crypto::{self, Scope};
 use ibstream::ib::SessionSettings;
 use ibstream::ib::backoff::Backoff;
 use ibstream::ib::health::HealthSettings;
@@ -18,10 +18,11 @@ use ibstream::proto::ibstream::v1::connection_service_client::ConnectionServiceC
 use ibstream::sim::{SimConfig, SimHandle, Simulator};
 use ibstream::store::{NewApiKey, Store};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+use crate::support::{self, store_for};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -111,14 +112,7 @@ impl Harness {
         let sim = Simulator::start(setup.sim.clone())
             .await
             .expect("simulator starts");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open_in_data_dir(dir.path())
-            .await
-            .expect("store opens");
-        let mut profile = store.active_profile().await.expect("default profile");
-        profile.host = "127.0.0.1".into();
-        profile.port = sim.gateway_addr().port();
-        profile.client_id = 11;
+        let (dir, store, mut profile) = store_for(&sim, 11).await;
         profile.connect_on_start = setup.connect_on_start;
         profile.retry_attempts = setup.retry_attempts;
         profile.connection_timeout = Duration::from_secs(2);
@@ -185,11 +179,7 @@ impl Harness {
 }
 
 async fn start_server(store: &Store, setup: &Setup) -> ServerHandle {
-    let secret =
-        MasterSecret::load(&MasterKeySource::Secret(MASTER_SECRET.into())).expect("secret");
-    let master_key = crypto::unlock(store, &secret).await.expect("store unlocks");
     let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
     config.server.max_streams_per_key = setup.max_streams_per_key;
     config.server.unary_timeout = setup.unary_timeout;
     config.server.max_request_bytes = setup.max_request_bytes;
@@ -197,18 +187,7 @@ async fn start_server(store: &Store, setup: &Setup) -> ServerHandle {
         config.server.tls_cert = Some(cert.clone());
         config.server.tls_key = Some(key.clone());
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Server::start(
-        ServerOptions {
-            config,
-            store: store.clone(),
-            master_key,
-            session: setup.session,
-        },
-        Some(listener),
-    )
-    .await
-    .expect("server starts")
+    support::start_server(store, MASTER_SECRET, config, setup.session).await
 }
 
 /// Adds the bearer token to every request.

@@ -8,10 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ibstream::api::ServerHandle;
 use ibstream::api::market_data::MarketDataSettings;
-use ibstream::api::{Server, ServerHandle, ServerOptions};
 use ibstream::config::Config;
-use ibstream::crypto::{self, MasterKeySource, MasterSecret};
 use ibstream::fanout::DataType;
 use ibstream::ib::SessionSettings;
 use ibstream::ib::backoff::Backoff;
@@ -22,8 +21,9 @@ use ibstream::proto::ibstream::v1::market_data_service_client::MarketDataService
 use ibstream::sim::{SimConfig, SimHandle, Simulator};
 use ibstream::store::{MarketDataType, Store};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
+
+use crate::support::{self, store_for};
 
 /// Upper bound for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -81,14 +81,7 @@ pub async fn start_with(
     };
     adjust(&mut config);
     let sim = Simulator::start(config).await.expect("simulator starts");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_in_data_dir(dir.path())
-        .await
-        .expect("store opens");
-    let mut profile = store.active_profile().await.expect("default profile");
-    profile.host = "127.0.0.1".into();
-    profile.port = sim.gateway_addr().port();
-    profile.client_id = 21;
+    let (dir, store, mut profile) = store_for(&sim, 21).await;
     profile.connect_on_start = true;
     profile.line_budget = settings.fanout.line_budget as u32;
     profile.message_rate = settings.message_rate;
@@ -118,29 +111,14 @@ pub async fn start_with(
 }
 
 async fn start_server(store: &Store, settings: &MarketDataSettings) -> ServerHandle {
-    let secret =
-        MasterSecret::load(&MasterKeySource::Secret("market data tests".into())).expect("secret");
-    let master_key = crypto::unlock(store, &secret).await.expect("store unlocks");
     let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".parse().expect("addr");
     config.server.max_instruments_per_request = settings.max_instruments_per_request as u32;
     config.server.max_streams_per_key = settings.max_streams_per_key as u32;
     config.market_data.linger = settings.fanout.linger;
     config.market_data.request_timeout = settings.request_timeout;
     config.market_data.risk_free_rate = settings.greeks.risk_free_rate;
     config.market_data.dividend_yield = settings.greeks.dividend_yield;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Server::start(
-        ServerOptions {
-            config,
-            store: store.clone(),
-            master_key,
-            session: fast_session(),
-        },
-        Some(listener),
-    )
-    .await
-    .expect("server starts")
+    support::start_server(store, "market data tests", config, fast_session()).await
 }
 
 impl Harness {
@@ -211,6 +189,22 @@ pub async fn stream(
         .into_inner()
 }
 
+/// Opens a default-policy stream of these stocks and reads up to its first quote, so
+/// the caller knows the subscriptions behind it are live.
+pub async fn quoting(
+    client: &mut MarketDataServiceClient<Channel>,
+    symbols: &[&str],
+) -> QuoteStream {
+    let mut s = stream(
+        client,
+        symbols.iter().map(|s| stock(s)).collect(),
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    read_until(&mut s, |m| quote_of(m).is_some()).await;
+    s
+}
+
 /// The next message of a stream within [`WAIT`].
 pub async fn next(stream: &mut QuoteStream) -> pb::StreamQuotesResponse {
     tokio::time::timeout(WAIT, stream.message())
@@ -257,6 +251,22 @@ pub fn status_of(m: &pb::StreamQuotesResponse) -> Option<&pb::InstrumentStatus> 
         Some(pb::stream_quotes_response::Event::Status(s)) => Some(s),
         _ => None,
     }
+}
+
+/// Reads until `count` different instruments have reported a status of `kind`.
+pub async fn until_status_from(
+    stream: &mut QuoteStream,
+    kind: pb::InstrumentStatusKind,
+    count: usize,
+) {
+    let mut reported = std::collections::HashSet::new();
+    read_until(stream, |m| {
+        if status_of(m).is_some_and(|st| st.kind == kind as i32) {
+            reported.insert(m.index);
+        }
+        reported.len() == count
+    })
+    .await;
 }
 
 /// Waits until `check` holds for the simulator's statistics.

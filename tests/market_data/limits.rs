@@ -14,13 +14,7 @@ async fn exceeding_the_line_budget_is_resource_exhausted_and_leaves_others_alone
     s.fanout.line_budget = 3;
     let h = start_with(|_| {}, s).await;
     let mut client = h.client().await;
-    let mut held = stream(
-        &mut client,
-        vec![stock("AAPL"), stock("MSFT")],
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    read_until(&mut held, |m| quote_of(m).is_some()).await;
+    let mut held = quoting(&mut client, &["AAPL", "MSFT"]).await;
     let mut over = stream(
         &mut client,
         vec![stock("SPY"), stock("QQQ")],
@@ -179,11 +173,5 @@ async fn streams_per_key_are_limited() {
     assert!(err.message().contains("open streams"), "{}", err.message());
     drop(open.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut again = stream(
-        &mut client,
-        vec![stock("AAPL")],
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    read_until(&mut again, |m| quote_of(m).is_some()).await;
+    let _again = quoting(&mut client, &["AAPL"]).await;
 }

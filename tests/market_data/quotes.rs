@@ -89,26 +89,14 @@ async fn a_stream_joining_a_cached_instrument_gets_its_quote_at_once() {
 async fn the_ib_subscription_is_released_after_the_linger() {
     let h = start().await;
     let mut client = h.client().await;
-    let mut s = stream(
-        &mut client,
-        vec![stock("AAPL"), stock("MSFT")],
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    read_until(&mut s, |m| quote_of(m).is_some()).await;
+    let s = quoting(&mut client, &["AAPL", "MSFT"]).await;
     wait_for_stats(&h.sim, "two live subscriptions", |st| {
         st.active_market_data_subscriptions == 2
     })
     .await;
     drop(s);
     // Back within the linger: no new request.
-    let mut again = stream(
-        &mut client,
-        vec![stock("AAPL")],
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    read_until(&mut again, |m| quote_of(m).is_some()).await;
+    let again = quoting(&mut client, &["AAPL"]).await;
     wait_for_stats(&h.sim, "MSFT released after the linger", |st| {
         st.active_market_data_subscriptions == 1
     })
@@ -266,13 +254,7 @@ async fn get_quotes_answers_from_a_snapshot_or_the_cache() {
 async fn streams_end_with_unavailable_when_the_server_shuts_down() {
     let mut h = start().await;
     let mut client = h.client().await;
-    let mut s = stream(
-        &mut client,
-        vec![stock("AAPL")],
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    read_until(&mut s, |m| quote_of(m).is_some()).await;
+    let mut s = quoting(&mut client, &["AAPL"]).await;
     let server = h.server.take().unwrap();
     let shutdown = tokio::spawn(server.shutdown());
     let end = tokio::time::timeout(WAIT, async {

@@ -101,13 +101,7 @@ async fn streams_resume_after_a_gateway_restart() {
 async fn a_farm_going_down_marks_only_its_instruments_stale() {
     let h = start().await;
     let mut client = h.client().await;
-    let mut s = stream(
-        &mut client,
-        vec![stock("AAPL"), stock("MSFT")],
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    read_until(&mut s, |m| quote_of(m).is_some()).await;
+    let mut s = quoting(&mut client, &["AAPL", "MSFT"]).await;
     // The options farm going down does not touch stocks: their quotes go on, fresh.
     h.sim
         .control()
@@ -127,23 +121,9 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
     h.sim
         .control()
         .inject_error(2103, "Market data farm connection is broken:usfarm", None);
-    let mut stale = HashSet::new();
-    read_until(&mut s, |m| {
-        if status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Stale as i32) {
-            stale.insert(m.index);
-        }
-        stale.len() == 2
-    })
-    .await;
+    until_status_from(&mut s, pb::InstrumentStatusKind::Stale, 2).await;
     h.sim
         .control()
         .inject_error(2104, "Market data farm connection is OK:usfarm", None);
-    let mut resumed = HashSet::new();
-    read_until(&mut s, |m| {
-        if status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Resumed as i32) {
-            resumed.insert(m.index);
-        }
-        resumed.len() == 2
-    })
-    .await;
+    until_status_from(&mut s, pb::InstrumentStatusKind::Resumed, 2).await;
 }

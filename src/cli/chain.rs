@@ -2,11 +2,10 @@
 //! strike | puts, with bid/ask/IV/delta) from `StreamOptionChain`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
-use super::live::{self, Limits, Printed, View};
-use super::quotes::{data_policy, status_word, stock};
-use super::remote::{Remote, RemoteArgs, RemoteError};
+use super::live::{self, LiveArgs, Printed, View};
+use super::quotes::{status_word, stock};
+use super::remote::{Remote, RemoteError};
 use super::table::{self, Align, Cell, Table, Tint};
 use crate::proto::ibstream::v1 as pb;
 use pb::stream_option_chain_response::Event;
@@ -14,6 +13,8 @@ use pb::stream_option_chain_response::Event;
 /// Stream a window of an option chain with quotes and Greeks: calls | strike | puts per
 /// expiration, centred on the underlying. One line per option update when piped.
 #[derive(Debug, clap::Args)]
+// `--count` counts this command's own kind of update.
+#[command(mut_arg("count", |a| a.help("Exit after this many option updates")))]
 pub struct Args {
     /// The underlying's symbol, e.g. `SPY`.
     #[arg(value_name = "SYMBOL")]
@@ -27,30 +28,21 @@ pub struct Args {
     /// Strikes per expiration around the money.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub strikes: u32,
-    /// Fall back to delayed data where live data is not permitted.
-    #[arg(long)]
-    pub delayed: bool,
-    /// Exit after this many option updates.
-    #[arg(long, value_name = "N")]
-    pub count: Option<u64>,
-    /// Exit after this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<u64>,
     #[command(flatten)]
-    pub remote: RemoteArgs,
+    pub live: LiveArgs,
 }
 
 /// Runs `ibstream chain`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let underlying = stock(&args.symbol)?;
-    let remote = Remote::connect(&args.remote).await?;
+    let remote = Remote::connect(&args.live.remote).await?;
     let request = pb::StreamOptionChainRequest {
         underlying: Some(underlying.clone()),
         expirations: args.expiries.clone(),
         expiration_count: args.expirations,
         strike_count: args.strikes,
         rights: pb::Rights::Both as i32,
-        data_policy: data_policy(args.delayed) as i32,
+        data_policy: args.live.data_policy() as i32,
         ..Default::default()
     };
     let stream = remote
@@ -60,11 +52,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|status| RemoteError::call("StreamOptionChain", status))?
         .into_inner();
     let mut view = ChainView::new(underlying.symbol);
-    let limits = Limits {
-        count: args.count,
-        duration: args.duration.map(Duration::from_secs),
-    };
-    live::run(&mut view, stream, "StreamOptionChain", limits).await
+    live::run(&mut view, stream, "StreamOptionChain", args.live.limits()).await
 }
 
 /// Strikes as map keys: prices in hundredths of a cent are exact enough for any listed

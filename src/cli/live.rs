@@ -4,8 +4,44 @@
 
 use std::time::Duration;
 
-use super::remote::RemoteError;
+use super::remote::{RemoteArgs, RemoteError};
 use super::table::LiveOutput;
+use crate::proto::ibstream::v1 as pb;
+
+/// The options every streaming command takes: which data, when to stop, which server.
+#[derive(Debug, clap::Args)]
+pub struct LiveArgs {
+    /// Fall back to delayed data where live data is not permitted.
+    #[arg(long)]
+    pub delayed: bool,
+    /// Exit after this many data updates.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+impl LiveArgs {
+    /// The data policy `--delayed` asks for.
+    pub fn data_policy(&self) -> pb::DataPolicy {
+        if self.delayed {
+            pb::DataPolicy::LiveOrDelayed
+        } else {
+            pb::DataPolicy::Unspecified
+        }
+    }
+
+    /// Where `--count` and `--duration` end the command.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            count: self.count,
+            duration: self.duration.map(Duration::from_secs),
+        }
+    }
+}
 
 /// What one message produced for plain output.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,9 +1,7 @@
 //! `ibstream quotes AAPL MSFT SPY`: a live quote table from `StreamQuotes`.
 
-use std::time::Duration;
-
-use super::live::{self, Limits, Printed, View};
-use super::remote::{Remote, RemoteArgs, RemoteError};
+use super::live::{self, LiveArgs, Printed, View};
+use super::remote::{Remote, RemoteError};
 use super::table::{self, Align, Cell, Table, Tint};
 use crate::proto::ibstream::v1 as pb;
 use pb::stream_quotes_response::Event;
@@ -11,21 +9,14 @@ use pb::stream_quotes_response::Event;
 /// Stream live quotes: bid/ask/last with sizes, change against the prior close, stale
 /// marking. A refreshing table in a terminal; one line per update when piped.
 #[derive(Debug, clap::Args)]
+// `--count` counts this command's own kind of update.
+#[command(mut_arg("count", |a| a.help("Exit after this many quote updates")))]
 pub struct Args {
     /// Stock symbols, e.g. `AAPL MSFT SPY`.
     #[arg(required = true, value_name = "SYMBOL")]
     pub symbols: Vec<String>,
-    /// Fall back to delayed data where live data is not permitted.
-    #[arg(long)]
-    pub delayed: bool,
-    /// Exit after this many quote updates.
-    #[arg(long, value_name = "N")]
-    pub count: Option<u64>,
-    /// Exit after this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<u64>,
     #[command(flatten)]
-    pub remote: RemoteArgs,
+    pub live: LiveArgs,
 }
 
 /// Runs `ibstream quotes`.
@@ -35,10 +26,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|s| stock(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let remote = Remote::connect(&args.remote).await?;
+    let remote = Remote::connect(&args.live.remote).await?;
     let request = pb::StreamQuotesRequest {
         instruments: instruments.clone(),
-        data_policy: data_policy(args.delayed) as i32,
+        data_policy: args.live.data_policy() as i32,
     };
     let stream = remote
         .market_data()
@@ -47,11 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|status| RemoteError::call("StreamQuotes", status))?
         .into_inner();
     let mut view = QuotesView::new(&instruments);
-    let limits = Limits {
-        count: args.count,
-        duration: args.duration.map(Duration::from_secs),
-    };
-    live::run(&mut view, stream, "StreamQuotes", limits).await
+    live::run(&mut view, stream, "StreamQuotes", args.live.limits()).await
 }
 
 /// A stock instrument from a symbol typed on the command line.
@@ -66,15 +53,6 @@ pub(crate) fn stock(symbol: &str) -> anyhow::Result<pb::Instrument> {
         sec_type: pb::SecurityType::Stock as i32,
         ..Default::default()
     })
-}
-
-/// The data policy the `--delayed` flag asks for.
-pub(crate) fn data_policy(delayed: bool) -> pb::DataPolicy {
-    if delayed {
-        pb::DataPolicy::LiveOrDelayed
-    } else {
-        pb::DataPolicy::Unspecified
-    }
 }
 
 /// A status kind in lower-case words (`not found`, `delayed fallback`).

@@ -79,6 +79,31 @@ def channel(server):
     return grpc.insecure_channel(server)
 
 
+def market_data(server):
+    """The generated market_data_pb2 module and a MarketDataService stub for `server`."""
+    pb = generate()
+    return pb.market_data_pb2, pb.market_data_pb2_grpc.MarketDataServiceStub(channel(server))
+
+
+def follow(stub, method, request, args, on_message, ended):
+    """Opens the server stream `method` and hands each message to `on_message` until it
+    returns an exit status.
+
+    A failed call exits 1 with gRPC's code and details; a stream that ends first exits 1
+    with `ended()` as the reason (called then, so it can tell how far the stream got).
+    """
+    try:
+        for message in getattr(stub, method)(request, timeout=args.timeout, metadata=metadata(args.api_key)):
+            status = on_message(message)
+            if status is not None:
+                return status
+    except grpc.RpcError as err:
+        print(f"error: {method} failed: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 1
+    print(f"error: {ended()}", file=sys.stderr)
+    return 1
+
+
 def fmt(message, field, pattern="{:.2f}"):
     """A proto3 optional field formatted, or '-' when absent."""
     return pattern.format(getattr(message, field)) if message.HasField(field) else "-"

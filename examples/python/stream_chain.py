@@ -11,8 +11,6 @@ and Greeks; non-zero when the stream fails or ends, or --timeout passes first.
 import argparse
 import sys
 
-import grpc
-
 import ibstream_client as ib
 
 
@@ -47,9 +45,7 @@ def main():
     parser.add_argument("--strikes", type=int, default=4, help="strikes around the money")
     args = parser.parse_args()
 
-    pb = ib.generate()
-    md = pb.market_data_pb2
-    stub = pb.market_data_pb2_grpc.MarketDataServiceStub(ib.channel(args.server))
+    md, stub = ib.market_data(args.server)
     request = md.StreamOptionChainRequest(
         underlying=md.Instrument(symbol=args.symbol.upper(), sec_type=md.SECURITY_TYPE_STOCK),
         expiration_count=args.expirations,
@@ -57,33 +53,39 @@ def main():
         rights=md.RIGHTS_BOTH,
     )
     complete = 0
-    try:
-        for message in stub.StreamOptionChain(request, timeout=args.timeout, metadata=ib.metadata(args.api_key)):
-            event = message.WhichOneof("event")
-            if event == "window":
-                w = message.window
-                print(f"window options={len(w.options)} center={ib.fmt(w, 'center_price')}", flush=True)
-            elif event == "underlying":
-                u = message.underlying
-                print(f"underlying {u.symbol} bid={ib.fmt(u, 'bid')} ask={ib.fmt(u, 'ask')} last={ib.fmt(u, 'last')}", flush=True)
-            elif event == "snapshot_complete":
-                print(f"snapshot complete options={message.snapshot_complete.options}", flush=True)
-            elif event == "status":
-                s = message.status
-                print(f"status {s.instrument.symbol} {md.InstrumentStatusKind.Name(s.kind)} {s.message}".rstrip(), flush=True)
-            elif event == "options":
-                # Options that changed together arrive in one batch.
-                for o in message.options.options:
-                    print_option(md, o)
-                    if complete_option(o):
-                        complete += 1
-                if complete >= args.updates:
-                    return 0
-    except grpc.RpcError as err:
-        print(f"error: StreamOptionChain failed: {err.code().name}: {err.details()}", file=sys.stderr)
-        return 1
-    print(f"error: the stream ended after {complete} of {args.updates} option updates with Greeks", file=sys.stderr)
-    return 1
+
+    def on_message(message):
+        nonlocal complete
+        event = message.WhichOneof("event")
+        if event == "window":
+            w = message.window
+            print(f"window options={len(w.options)} center={ib.fmt(w, 'center_price')}", flush=True)
+        elif event == "underlying":
+            u = message.underlying
+            print(f"underlying {u.symbol} bid={ib.fmt(u, 'bid')} ask={ib.fmt(u, 'ask')} last={ib.fmt(u, 'last')}", flush=True)
+        elif event == "snapshot_complete":
+            print(f"snapshot complete options={message.snapshot_complete.options}", flush=True)
+        elif event == "status":
+            s = message.status
+            print(f"status {s.instrument.symbol} {md.InstrumentStatusKind.Name(s.kind)} {s.message}".rstrip(), flush=True)
+        elif event == "options":
+            # Options that changed together arrive in one batch.
+            for o in message.options.options:
+                print_option(md, o)
+                if complete_option(o):
+                    complete += 1
+            if complete >= args.updates:
+                return 0
+        return None
+
+    return ib.follow(
+        stub,
+        "StreamOptionChain",
+        request,
+        args,
+        on_message,
+        lambda: f"the stream ended after {complete} of {args.updates} option updates with Greeks",
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ or ends, an instrument is refused, or --timeout passes first.
 import argparse
 import sys
 
-import grpc
-
 import ibstream_client as ib
 
 
@@ -21,9 +19,7 @@ def main():
     parser.add_argument("symbols", nargs="*", default=["AAPL", "MSFT"], help="stock symbols")
     args = parser.parse_args()
 
-    pb = ib.generate()
-    md = pb.market_data_pb2
-    stub = pb.market_data_pb2_grpc.MarketDataServiceStub(ib.channel(args.server))
+    md, stub = ib.market_data(args.server)
     request = md.StreamQuotesRequest(
         instruments=[md.Instrument(symbol=s.upper(), sec_type=md.SECURITY_TYPE_STOCK) for s in args.symbols]
     )
@@ -34,36 +30,42 @@ def main():
         md.INSTRUMENT_STATUS_KIND_FAILED,
     )
     complete = 0
-    try:
-        for message in stub.StreamQuotes(request, timeout=args.timeout, metadata=ib.metadata(args.api_key)):
-            event = message.WhichOneof("event")
-            if event == "status":
-                status = message.status
-                kind = md.InstrumentStatusKind.Name(status.kind)
-                print(f"{status.instrument.symbol} status={kind} {status.message}".rstrip(), flush=True)
-                if status.kind in failures:
-                    print(f"error: {status.instrument.symbol} refused: {status.message}", file=sys.stderr)
-                    return 1
-                continue
-            if event != "quote":
-                continue
-            q = message.quote
-            stale = " STALE" if q.stale else ""
-            print(
-                f"{q.symbol} bid={ib.fmt(q, 'bid')} ask={ib.fmt(q, 'ask')} last={ib.fmt(q, 'last')} "
-                f"bid_size={ib.fmt(q, 'bid_size', '{:.0f}')} ask_size={ib.fmt(q, 'ask_size', '{:.0f}')} "
-                f"close={ib.fmt(q, 'close')} seq={q.sequence}{stale}",
-                flush=True,
-            )
-            if q.HasField("bid") and q.HasField("ask") and not q.stale:
-                complete += 1
-                if complete >= args.updates:
-                    return 0
-    except grpc.RpcError as err:
-        print(f"error: StreamQuotes failed: {err.code().name}: {err.details()}", file=sys.stderr)
-        return 1
-    print(f"error: the stream ended after {complete} of {args.updates} quotes", file=sys.stderr)
-    return 1
+
+    def on_message(message):
+        nonlocal complete
+        event = message.WhichOneof("event")
+        if event == "status":
+            status = message.status
+            kind = md.InstrumentStatusKind.Name(status.kind)
+            print(f"{status.instrument.symbol} status={kind} {status.message}".rstrip(), flush=True)
+            if status.kind in failures:
+                print(f"error: {status.instrument.symbol} refused: {status.message}", file=sys.stderr)
+                return 1
+            return None
+        if event != "quote":
+            return None
+        q = message.quote
+        stale = " STALE" if q.stale else ""
+        print(
+            f"{q.symbol} bid={ib.fmt(q, 'bid')} ask={ib.fmt(q, 'ask')} last={ib.fmt(q, 'last')} "
+            f"bid_size={ib.fmt(q, 'bid_size', '{:.0f}')} ask_size={ib.fmt(q, 'ask_size', '{:.0f}')} "
+            f"close={ib.fmt(q, 'close')} seq={q.sequence}{stale}",
+            flush=True,
+        )
+        if q.HasField("bid") and q.HasField("ask") and not q.stale:
+            complete += 1
+            if complete >= args.updates:
+                return 0
+        return None
+
+    return ib.follow(
+        stub,
+        "StreamQuotes",
+        request,
+        args,
+        on_message,
+        lambda: f"the stream ended after {complete} of {args.updates} quotes",
+    )
 
 
 if __name__ == "__main__":

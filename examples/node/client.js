@@ -72,9 +72,32 @@ function fmt(value, digits = 2) {
   return value === undefined || value === null ? '-' : Number(value).toFixed(digits);
 }
 
+/**
+ * Opens the market-data server stream `method` with the script's key and deadline and
+ * ends the process once: `onData(message, finish)` calls `finish(0)` when enough arrived
+ * or `finish(1, reason)`; a failed call exits 1 with gRPC's code and details, a stream
+ * that ends first exits 1 with `ended()` as the reason (called then, to tell how far it got).
+ */
+function followStream(args, method, request, onData, ended) {
+  const ibstream = loadIbstream();
+  const stub = client(ibstream.MarketDataService, args.server);
+  const call = stub[method](request, metadata(args.apiKey), { deadline: deadline(args.timeout) });
+  let done = false;
+  const finish = (code, message) => {
+    if (done) return;
+    done = true;
+    if (message) console.error(`error: ${message}`);
+    call.cancel();
+    process.exit(code);
+  };
+  call.on('data', (message) => onData(message, finish));
+  call.on('error', (err) => finish(1, `${method} failed: ${err.code}: ${err.details}`));
+  call.on('end', () => finish(1, ended()));
+}
+
 function fail(message) {
   console.error(`error: ${message}`);
   process.exit(1);
 }
 
-module.exports = { loadIbstream, parseArgs, metadata, client, deadline, fmt, fail, grpc };
+module.exports = { loadIbstream, parseArgs, metadata, client, deadline, followStream, fmt, fail, grpc };

@@ -7,7 +7,7 @@
 // and Greeks; non-zero when the stream fails or ends, or --timeout passes first.
 'use strict';
 
-const { loadIbstream, parseArgs, metadata, client, deadline, fmt, fail } = require('./client');
+const { parseArgs, followStream, fmt, fail } = require('./client');
 
 function optionName(o) {
   const right = { OPTION_RIGHT_CALL: 'C', OPTION_RIGHT_PUT: 'P' }[o.right] || '?';
@@ -34,25 +34,14 @@ function isComplete(o) {
 function main() {
   const args = parseArgs(process.argv.slice(2), { expirations: 1, strikes: 4 });
   const symbol = (args.positional[0] || 'SPY').toUpperCase();
-  const ibstream = loadIbstream();
-  const stub = client(ibstream.MarketDataService, args.server);
   const request = {
     underlying: { symbol, sec_type: 'SECURITY_TYPE_STOCK' },
     expiration_count: args.expirations,
     strike_count: args.strikes,
     rights: 'RIGHTS_BOTH',
   };
-  const call = stub.StreamOptionChain(request, metadata(args.apiKey), { deadline: deadline(args.timeout) });
   let complete = 0;
-  let done = false;
-  const finish = (code, message) => {
-    if (done) return;
-    done = true;
-    if (message) console.error(`error: ${message}`);
-    call.cancel();
-    process.exit(code);
-  };
-  call.on('data', (message) => {
+  const onData = (message, finish) => {
     switch (message.event) {
       case 'window':
         console.log(`window options=${message.window.options.length} center=${fmt(message.window.center_price)}`);
@@ -81,9 +70,14 @@ function main() {
       default:
         break;
     }
-  });
-  call.on('error', (err) => finish(1, `StreamOptionChain failed: ${err.code}: ${err.details}`));
-  call.on('end', () => finish(1, `the stream ended after ${complete} of ${args.updates} option updates with Greeks`));
+  };
+  followStream(
+    args,
+    'StreamOptionChain',
+    request,
+    onData,
+    () => `the stream ended after ${complete} of ${args.updates} option updates with Greeks`,
+  );
 }
 
 try {

@@ -6,7 +6,7 @@
 // or ends, an instrument is refused, or --timeout passes first.
 'use strict';
 
-const { loadIbstream, parseArgs, metadata, client, deadline, fmt, fail } = require('./client');
+const { parseArgs, followStream, fmt, fail } = require('./client');
 
 const FAILURES = new Set([
   'INSTRUMENT_STATUS_KIND_NOT_FOUND',
@@ -18,22 +18,11 @@ const FAILURES = new Set([
 function main() {
   const args = parseArgs(process.argv.slice(2), {});
   const symbols = args.positional.length ? args.positional : ['AAPL', 'MSFT'];
-  const ibstream = loadIbstream();
-  const stub = client(ibstream.MarketDataService, args.server);
   const request = {
     instruments: symbols.map((s) => ({ symbol: s.toUpperCase(), sec_type: 'SECURITY_TYPE_STOCK' })),
   };
-  const call = stub.StreamQuotes(request, metadata(args.apiKey), { deadline: deadline(args.timeout) });
   let complete = 0;
-  let done = false;
-  const finish = (code, message) => {
-    if (done) return;
-    done = true;
-    if (message) console.error(`error: ${message}`);
-    call.cancel();
-    process.exit(code);
-  };
-  call.on('data', (message) => {
+  const onData = (message, finish) => {
     if (message.event === 'status') {
       const s = message.status;
       console.log(`${s.instrument.symbol} status=${s.kind} ${s.message || ''}`.trimEnd());
@@ -51,9 +40,8 @@ function main() {
       complete += 1;
       if (complete >= args.updates) finish(0);
     }
-  });
-  call.on('error', (err) => finish(1, `StreamQuotes failed: ${err.code}: ${err.details}`));
-  call.on('end', () => finish(1, `the stream ended after ${complete} of ${args.updates} quotes`));
+  };
+  followStream(args, 'StreamQuotes', request, onData, () => `the stream ended after ${complete} of ${args.updates} quotes`);
 }
 
 try {

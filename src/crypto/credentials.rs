@@ -71,11 +71,7 @@ mod tests {
 
     #[test]
     fn credentials_round_trip_and_hide_the_password() {
-        let params = KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
+        let params = KdfParams::CHEAP;
         let key = MasterKey::derive_with(b"secret", b"0123456789abcdef", params).unwrap();
         let sealed = SealedCredentials::seal(&key, "trader", "pa55word").unwrap();
         assert!(!format!("{sealed:?}").contains("trader"));

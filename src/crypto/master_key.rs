@@ -26,6 +26,16 @@ pub struct KdfParams {
     pub parallelism: u32,
 }
 
+#[cfg(test)]
+impl KdfParams {
+    /// The cheapest argon2id setting, for tests about sealing rather than argon2's cost.
+    pub(crate) const CHEAP: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+}
+
 impl Default for KdfParams {
     /// OWASP's recommended argon2id setting: 19 MiB, 2 passes, 1 lane.
     fn default() -> Self {
@@ -133,14 +143,8 @@ impl MasterKey {
 mod tests {
     use super::*;
 
-    /// Cheap parameters: these tests are about sealing, not about argon2's cost.
     fn key(secret: &[u8]) -> MasterKey {
-        let params = KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
-        MasterKey::derive_with(secret, b"0123456789abcdef", params).unwrap()
+        MasterKey::derive_with(secret, b"0123456789abcdef", KdfParams::CHEAP).unwrap()
     }
 
     #[test]
@@ -197,11 +201,7 @@ mod tests {
 
     #[test]
     fn derivation_is_deterministic_per_salt() {
-        let params = KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        };
+        let params = KdfParams::CHEAP;
         let a = MasterKey::derive_with(b"s", b"saltsaltsalt", params).unwrap();
         let b = MasterKey::derive_with(b"s", b"saltsaltsalt", params).unwrap();
         let c = MasterKey::derive_with(b"s", b"othersaltsalt", params).unwrap();

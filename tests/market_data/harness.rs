@@ -253,18 +253,35 @@ pub fn status_of(m: &pb::StreamQuotesResponse) -> Option<&pb::InstrumentStatus> 
     }
 }
 
+/// Reads until `count` different instruments have sent a message that `counts`.
+pub async fn until_from(
+    stream: &mut QuoteStream,
+    count: usize,
+    counts: impl Fn(&pb::StreamQuotesResponse) -> bool,
+) {
+    let mut seen = std::collections::HashSet::new();
+    read_until(stream, |m| {
+        if counts(m) {
+            seen.insert(m.index);
+        }
+        seen.len() == count
+    })
+    .await;
+}
+
+/// Reads until `count` different instruments have had a quote.
+pub async fn until_quoted(stream: &mut QuoteStream, count: usize) {
+    until_from(stream, count, |m| quote_of(m).is_some()).await;
+}
+
 /// Reads until `count` different instruments have reported a status of `kind`.
 pub async fn until_status_from(
     stream: &mut QuoteStream,
     kind: pb::InstrumentStatusKind,
     count: usize,
 ) {
-    let mut reported = std::collections::HashSet::new();
-    read_until(stream, |m| {
-        if status_of(m).is_some_and(|st| st.kind == kind as i32) {
-            reported.insert(m.index);
-        }
-        reported.len() == count
+    until_from(stream, count, |m| {
+        status_of(m).is_some_and(|st| st.kind == kind as i32)
     })
     .await;
 }

@@ -232,14 +232,7 @@ async fn get_quotes_answers_from_a_snapshot_or_the_cache() {
         pb::DataPolicy::Unspecified,
     )
     .await;
-    let mut seen = HashSet::new();
-    read_until(&mut s, |m| {
-        if quote_of(m).is_some() {
-            seen.insert(m.index);
-        }
-        seen.len() == 2
-    })
-    .await;
+    until_quoted(&mut s, 2).await;
     let requests = h.sim.control().stats().market_data_requests;
     let cached = ask(&mut client).await;
     assert_eq!(cached.len(), 2);

@@ -4,21 +4,23 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ibstream::proto::ibstream::v1 as pb;
+use ibstream::proto::ibstream::v1::market_data_service_client::MarketDataServiceClient;
+use tonic::transport::Channel;
 
 use crate::harness::*;
 
 const THREE: [&str; 3] = ["AAPL", "MSFT", "SPY"];
 
-/// Reads until every instrument has a quote.
-async fn all_quoted(s: &mut QuoteStream) {
-    let mut seen = HashSet::new();
-    read_until(s, |m| {
-        if quote_of(m).is_some() {
-            seen.insert(m.index);
-        }
-        seen.len() == THREE.len()
-    })
+/// Opens a stream of the three stocks and reads until every one has a quote.
+async fn all_quoted(client: &mut MarketDataServiceClient<Channel>) -> QuoteStream {
+    let mut s = stream(
+        client,
+        THREE.iter().map(|s| stock(s)).collect(),
+        pb::DataPolicy::Unspecified,
+    )
     .await;
+    until_quoted(&mut s, THREE.len()).await;
+    s
 }
 
 /// Reads until every instrument went stale and then resumed with fresh quotes.
@@ -56,13 +58,7 @@ async fn stale_then_fresh(s: &mut QuoteStream) {
 async fn streams_resume_after_the_connection_drops() {
     let h = start().await;
     let mut client = h.client().await;
-    let mut s = stream(
-        &mut client,
-        THREE.iter().map(|s| stock(s)).collect(),
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    all_quoted(&mut s).await;
+    let mut s = all_quoted(&mut client).await;
     assert_eq!(h.sim.control().stats().market_data_requests, 3);
     assert_eq!(h.sim.control().drop_connections(), 1);
     stale_then_fresh(&mut s).await;
@@ -78,13 +74,7 @@ async fn streams_resume_after_the_connection_drops() {
 async fn streams_resume_after_a_gateway_restart() {
     let h = start().await;
     let mut client = h.client().await;
-    let mut s = stream(
-        &mut client,
-        THREE.iter().map(|s| stock(s)).collect(),
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    all_quoted(&mut s).await;
+    let mut s = all_quoted(&mut client).await;
     h.sim.control().set_availability(Duration::from_secs(4));
     h.sim.control().drop_connections();
     stale_then_fresh(&mut s).await;

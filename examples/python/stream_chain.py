@@ -78,14 +78,10 @@ def main():
                 return 0
         return None
 
-    return ib.follow(
-        stub,
-        "StreamOptionChain",
-        request,
-        args,
-        on_message,
-        lambda: f"the stream ended after {complete} of {args.updates} option updates with Greeks",
-    )
+    def ended():
+        return f"the stream ended after {complete} of {args.updates} option updates with Greeks"
+
+    return ib.follow(stub, "StreamOptionChain", request, args, on_message, ended)
 
 
 if __name__ == "__main__":

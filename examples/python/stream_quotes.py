@@ -58,14 +58,10 @@ def main():
                 return 0
         return None
 
-    return ib.follow(
-        stub,
-        "StreamQuotes",
-        request,
-        args,
-        on_message,
-        lambda: f"the stream ended after {complete} of {args.updates} quotes",
-    )
+    def ended():
+        return f"the stream ended after {complete} of {args.updates} quotes"
+
+    return ib.follow(stub, "StreamQuotes", request, args, on_message, ended)
 
 
 if __name__ == "__main__":

@@ -245,23 +245,34 @@ pub fn greeks_to_pb(g: &Greeks) -> pb::Greeks {
     }
 }
 
+/// Builds `$target` from `$d` with the contract-details fields that both types name
+/// alike copied across, so both directions of the conversion share one field list;
+/// the caller gives the fields that differ.
+macro_rules! details_with_common_fields {
+    ($($target:ident)::+, $d:ident, { $($field:ident: $value:expr),* $(,)? }) => {
+        $($target)::+ {
+            $($field: $value,)*
+            long_name: $d.long_name.clone(),
+            market_name: $d.market_name.clone(),
+            min_tick: $d.min_tick,
+            valid_exchanges: $d.valid_exchanges.clone(),
+            order_types: $d.order_types.clone(),
+            time_zone: $d.time_zone.clone(),
+            trading_hours: $d.trading_hours.clone(),
+            liquid_hours: $d.liquid_hours.clone(),
+            industry: $d.industry.clone(),
+            category: $d.category.clone(),
+            subcategory: $d.subcategory.clone(),
+        }
+    };
+}
+
 pub fn details_to_pb(d: &ContractDetails) -> pb::ContractDetails {
-    pb::ContractDetails {
+    details_with_common_fields!(pb::ContractDetails, d, {
         instrument: Some(spec_to_pb(&d.contract)),
-        long_name: d.long_name.clone(),
-        market_name: d.market_name.clone(),
-        min_tick: d.min_tick,
-        valid_exchanges: d.valid_exchanges.clone(),
-        order_types: d.order_types.clone(),
-        time_zone: d.time_zone.clone(),
-        trading_hours: d.trading_hours.clone(),
-        liquid_hours: d.liquid_hours.clone(),
         underlying_con_id: d.under_con_id,
         underlying_symbol: d.under_symbol.clone(),
-        industry: d.industry.clone(),
-        category: d.category.clone(),
-        subcategory: d.subcategory.clone(),
-    }
+    })
 }
 
 /// Reads contract details back from their stored form (the store's contract cache).
@@ -269,22 +280,11 @@ pub fn details_from_pb(d: &pb::ContractDetails) -> Option<ContractDetails> {
     let instrument = d.instrument.as_ref()?;
     let mut contract = instrument_to_spec(instrument, "instrument").ok()?;
     contract.local_symbol = instrument.local_symbol.clone();
-    Some(ContractDetails {
-        contract,
-        long_name: d.long_name.clone(),
-        market_name: d.market_name.clone(),
-        min_tick: d.min_tick,
-        valid_exchanges: d.valid_exchanges.clone(),
-        order_types: d.order_types.clone(),
-        time_zone: d.time_zone.clone(),
-        trading_hours: d.trading_hours.clone(),
-        liquid_hours: d.liquid_hours.clone(),
+    Some(details_with_common_fields!(ContractDetails, d, {
+        contract: contract,
         under_con_id: d.underlying_con_id,
         under_symbol: d.underlying_symbol.clone(),
-        industry: d.industry.clone(),
-        category: d.category.clone(),
-        subcategory: d.subcategory.clone(),
-    })
+    }))
 }
 
 pub fn symbol_match_to_pb(m: &SymbolMatch) -> pb::SymbolMatch {

@@ -44,3 +44,22 @@ async fn connect_reports_accounts_next_id_and_server_time() {
     assert_eq!(sim.control().stats().connections, 1);
     sim.shutdown().await;
 }
+
+/// `ibapi`'s test data holds one frame captured from a real TWS for a message the
+/// simulator sends: ManagedAccounts, in the text encoding of server versions before 213
+/// (fields `message id | version | accounts |`). The client no longer has a text decoder,
+/// so the comparison is by value: the simulator's protobuf frame, decoded by the client,
+/// must yield what the captured frame carries.
+#[tokio::test]
+async fn managed_accounts_match_the_frame_captured_from_tws() {
+    const CAPTURED: &str = "15|1|DU1234567,DU7654321|";
+    let fields: Vec<&str> = CAPTURED.split('|').collect();
+    assert_eq!(fields[0], "15", "ManagedAccounts message id");
+    let captured: Vec<&str> = fields[2].split(',').collect();
+
+    let sim = start_with(|c| c.accounts = captured.iter().map(|a| a.to_string()).collect()).await;
+    let client = connect(&sim, 101).await;
+    assert_eq!(client.handshake_managed_accounts(), captured.as_slice());
+    assert_eq!(client.managed_accounts().await.unwrap(), captured);
+    sim.shutdown().await;
+}

@@ -68,6 +68,7 @@ pub struct Synthetic {
 }
 
 impl Synthetic {
+    /// A source with session 1 up whose instruments tick every `interval`.
     pub fn new(interval: Duration) -> Arc<Synthetic> {
         Arc::new(Synthetic {
             link: SyntheticLink::new(4),

@@ -164,7 +164,11 @@ impl Shared {
     }
 
     async fn send_slot(&self) {
-        self.pacer.acquire().await;
+        // The fan-out's pacer is where messages actually wait (it runs below ibapi's
+        // limit), so its wait is the rate-limiter delay the metrics report.
+        let held = self.pacer.acquire().await;
+        let micros = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
+        self.metrics.rate_limiter_delay_micros.add(micros);
         match &self.session_pacer {
             Some(p) => {
                 p.note_send();

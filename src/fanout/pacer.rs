@@ -51,10 +51,13 @@ impl Pacer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserves the next slot and returns when it has come.
-    pub async fn acquire(&self) {
-        let at = self.reserve(Instant::now());
+    /// Reserves the next slot, returns when it has come, and says how long that took:
+    /// the delay the rate limit cost this message.
+    pub async fn acquire(&self) -> Duration {
+        let now = Instant::now();
+        let at = self.reserve(now);
         tokio::time::sleep_until(at).await;
+        at - now
     }
 
     fn reserve(&self, now: Instant) -> Instant {
@@ -84,5 +87,17 @@ mod tests {
             assert!(in_window <= 46, "{in_window} slots within a second");
         }
         assert_eq!(slots[0], now);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_reports_how_long_the_message_was_held() {
+        // 10/s at a 90 % share: one slot every 1/9 s.
+        let pacer = Pacer::new(10);
+        assert_eq!(pacer.acquire().await, Duration::ZERO);
+        let second = pacer.acquire().await;
+        assert!(
+            (second.as_secs_f64() - 1.0 / 9.0).abs() < 1e-3,
+            "{second:?}"
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! - [`store`], [`migrations`], [`crypto`], [`config`]: settings profiles, sealed
 //!   credentials, API keys, connection history and contract cache in SQLite or
 //!   PostgreSQL; layered configuration.
+//! - [`market_data_type`]: the kind of market data asked of IB, shared by every layer.
 //! - [`metrics`]: counters and gauges shared by every layer, rendered for Prometheus.
 //! - [`cli`]: the `ibstream` command line.
 //! - [`proto`]: code generated from `proto/`.
@@ -25,6 +26,7 @@ pub mod crypto;
 pub mod fanout;
 pub mod greeks;
 pub mod ib;
+pub mod market_data_type;
 pub mod metrics;
 #[path = "../migrations/mod.rs"]
 pub mod migrations;

@@ -6,9 +6,9 @@ use time::OffsetDateTime;
 
 use crate::ib::state::FarmStatus;
 use crate::ib::{CircuitState, ConnectionState, MessagePacer, SessionStatus};
+use crate::market_data_type::MarketDataType;
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
-use crate::store::MarketDataType;
 
 /// A protobuf timestamp.
 pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -130,7 +130,10 @@ pub fn connection_status(
         data_farms: status.farms.iter().map(|(n, f)| farm(n, f)).collect(),
         competing_session: status.competing_session,
         generation: status.generation,
-        market_data_type: market_data_type(status.market_data_type) as i32,
+        market_data_type: status
+            .market_data_type
+            .map_or(pb::MarketDataType::Unspecified, market_data_type)
+            as i32,
         ib_connectivity_lost: status.ib_connectivity_lost,
     }
 }

@@ -82,21 +82,16 @@ pub async fn service(ctx: &ServerContext) -> anyhow::Result<MarketDataServiceSer
         .await
         .context("cannot read the active profile")?;
     let settings = MarketDataSettings::from_config(&ctx.config, &profile);
-    let source = IbSource::new(
-        ctx.link.clone(),
-        settings.message_rate,
-        ctx.metrics.clone(),
-        Some(ctx.session.pacer()),
-    );
+    let source = IbSource::new(&ctx.session);
     let store: Arc<dyn ContractStore> = Arc::new(StoreContracts(ctx.store.clone()));
     let mut api = MarketData::new(source.clone(), Some(store), settings, ctx.metrics.clone());
     api.streams = Some((ctx.streams.clone(), ctx.shutdown.clone()));
-    tokio::spawn(follow_profile(api.clone(), source, ctx.clone()));
+    tokio::spawn(follow_profile(api.clone(), ctx.clone()));
     Ok(api.into_service())
 }
 
 /// Applies the active profile's limits whenever a new session comes up.
-async fn follow_profile(api: MarketData, source: Arc<IbSource>, ctx: ServerContext) {
+async fn follow_profile(api: MarketData, ctx: ServerContext) {
     let mut link = ctx.link.clone();
     let mut generation = None;
     loop {
@@ -112,7 +107,6 @@ async fn follow_profile(api: MarketData, source: Arc<IbSource>, ctx: ServerConte
         match ctx.store.active_profile().await {
             Ok(profile) => {
                 let settings = MarketDataSettings::from_config(&ctx.config, &profile);
-                source.set_message_rate(settings.message_rate);
                 api.update_settings(settings);
             }
             Err(e) => tracing::warn!(error = %e, "market-data limits not refreshed"),
@@ -337,7 +331,7 @@ impl MarketDataService for MarketData {
                 stale: s.view.quote.stale,
                 market_data_type: s.view.quote.market_data_type.map_or(
                     pb::MarketDataType::Unspecified,
-                    super::market_data_convert::data_type_to_pb,
+                    super::convert::market_data_type,
                 ) as i32,
                 sequence: s.view.quote.sequence,
             })

@@ -3,9 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::convert::market_data_type;
 use crate::fanout::{
-    ChainParams, ContractDetails, ContractSpec, DataPolicy, DataType, FanoutError, Greeks,
-    GreeksSource, Quote, Right, SecType, SymbolMatch,
+    ChainParams, ContractDetails, ContractSpec, DataPolicy, FanoutError, Greeks, GreeksSource,
+    Quote, Right, SecType, SymbolMatch,
 };
 use crate::proto::ibstream::v1 as pb;
 
@@ -179,15 +180,6 @@ pub fn spec_to_pb(c: &ContractSpec) -> pb::Instrument {
     }
 }
 
-pub fn data_type_to_pb(t: DataType) -> pb::MarketDataType {
-    match t {
-        DataType::Live => pb::MarketDataType::Live,
-        DataType::Frozen => pb::MarketDataType::Frozen,
-        DataType::Delayed => pb::MarketDataType::Delayed,
-        DataType::DelayedFrozen => pb::MarketDataType::DelayedFrozen,
-    }
-}
-
 pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(t)
 }
@@ -220,9 +212,9 @@ pub fn quote_to_pb(q: &Quote) -> pb::Quote {
         }),
         market_data_type: q
             .market_data_type
-            .map_or(pb::MarketDataType::Unspecified, data_type_to_pb)
+            .map_or(pb::MarketDataType::Unspecified, market_data_type)
             as i32,
-        requested_market_data_type: data_type_to_pb(q.requested_type) as i32,
+        requested_market_data_type: market_data_type(q.requested_type) as i32,
         sequence: q.sequence,
         received_at: (q.received_at > SystemTime::UNIX_EPOCH).then(|| timestamp(q.received_at)),
         stale: q.stale,
@@ -387,7 +379,7 @@ mod tests {
 
     #[test]
     fn absent_values_stay_absent() {
-        let q = Quote::empty(1, "A", DataType::Live);
+        let q = Quote::empty(1, "A", crate::market_data_type::MarketDataType::Live);
         let p = quote_to_pb(&q);
         assert_eq!(
             (p.bid, p.ask, p.last, p.received_at),

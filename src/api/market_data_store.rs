@@ -9,9 +9,9 @@ use super::market_data::MarketDataSettings;
 use super::market_data_convert::{details_from_pb, details_to_pb};
 use crate::config::Config;
 use crate::fanout::contracts::ContractStore;
-use crate::fanout::{ContractDetails, DataType, FanoutSettings, GreeksParams};
+use crate::fanout::{ContractDetails, FanoutSettings, GreeksParams};
 use crate::proto::ibstream::v1 as pb;
-use crate::store::{MarketDataType, Profile, Store};
+use crate::store::{Profile, Store};
 
 /// Contract details kept in the store's contract table, encoded as the public
 /// `ContractDetails` message.
@@ -60,15 +60,6 @@ impl ContractStore for StoreContracts {
     }
 }
 
-fn data_type(t: MarketDataType) -> DataType {
-    match t {
-        MarketDataType::Live => DataType::Live,
-        MarketDataType::Frozen => DataType::Frozen,
-        MarketDataType::Delayed => DataType::Delayed,
-        MarketDataType::DelayedFrozen => DataType::DelayedFrozen,
-    }
-}
-
 impl MarketDataSettings {
     /// The settings from the configuration and the active profile.
     pub fn from_config(config: &Config, profile: &Profile) -> MarketDataSettings {
@@ -76,7 +67,7 @@ impl MarketDataSettings {
             fanout: FanoutSettings {
                 line_budget: profile.line_budget as usize,
                 linger: config.market_data.linger,
-                data_type: data_type(profile.market_data_type),
+                data_type: profile.market_data_type,
                 allow_delayed_fallback: profile.allow_delayed_fallback,
             },
             request_timeout: config.market_data.request_timeout,

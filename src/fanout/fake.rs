@@ -10,17 +10,17 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use super::source::{
-    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
 };
 use super::synthetic::SyntheticLink;
 use super::tick::Tick;
-use super::types::{ChainParams, ContractDetails, ContractSpec, DataType, SymbolMatch};
+use super::types::{ChainParams, ContractDetails, ContractSpec, MarketDataType, SymbolMatch};
 
 /// One subscription the fan-out opened.
 pub struct FakeSub {
     pub con_id: i64,
     pub generation: u64,
-    pub data_type: DataType,
+    pub data_type: MarketDataType,
     tx: mpsc::UnboundedSender<SourceEvent>,
 }
 
@@ -87,7 +87,7 @@ impl FakeSource {
         }
     }
 
-    pub fn last_sub_type(&self, con_id: i64) -> Option<(u64, DataType)> {
+    pub fn last_sub_type(&self, con_id: i64) -> Option<(u64, MarketDataType)> {
         let subs = self.subs.lock().unwrap();
         subs.iter()
             .rev()
@@ -101,7 +101,7 @@ impl MarketDataSource for FakeSource {
         self.link.link_state()
     }
 
-    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
+    fn data_notices(&self) -> broadcast::Receiver<StampedNotice> {
         self.link.data_notices()
     }
 
@@ -109,13 +109,15 @@ impl MarketDataSource for FakeSource {
         &self,
         generation: u64,
         contract: &ContractSpec,
-        data_type: DataType,
+        data_type: MarketDataType,
     ) -> BoxFuture<'static, Result<TickStream, SourceError>> {
         let (tx, rx) = mpsc::unbounded_channel();
         if self.link.generation() != Some(generation) {
             return futures::future::ready(Err(SourceError::LinkDown)).boxed();
         }
-        if data_type == DataType::Live && self.no_live.lock().unwrap().contains(&contract.con_id) {
+        if data_type == MarketDataType::Live
+            && self.no_live.lock().unwrap().contains(&contract.con_id)
+        {
             let _ = tx.send(SourceEvent::Ended(SourceError::NoPermission(
                 "Requested market data is not subscribed".into(),
             )));
@@ -133,7 +135,7 @@ impl MarketDataSource for FakeSource {
     fn snapshot(
         &self,
         _contract: &ContractSpec,
-        _data_type: DataType,
+        _data_type: MarketDataType,
         deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<Tick>, SourceError>> {
         futures::future::ready(Err(SourceError::Deadline(deadline))).boxed()

@@ -11,9 +11,11 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::source::{DataNotice, MarketDataSource, SourceError, SourceEvent, TickStream};
+use super::source::{
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
+};
 use super::tick::{Tick, apply};
-use super::types::{ContractSpec, DataType, FarmKind, OptionExtras, Quote};
+use super::types::{ContractSpec, FarmKind, MarketDataType, OptionExtras, Quote};
 use crate::metrics::Metrics;
 
 /// Where a feed stands.
@@ -44,7 +46,7 @@ pub struct FeedView {
 }
 
 impl FeedView {
-    pub(crate) fn new(contract: &ContractSpec, requested: DataType) -> FeedView {
+    pub(crate) fn new(contract: &ContractSpec, requested: MarketDataType) -> FeedView {
         FeedView {
             quote: Quote::empty(contract.con_id, &contract.symbol, requested),
             extras: OptionExtras::default(),
@@ -69,7 +71,7 @@ pub(crate) struct Feed {
     pub contract: Arc<ContractSpec>,
     pub tx: watch::Sender<Arc<FeedView>>,
     /// The type the active profile asks for.
-    pub base_type: DataType,
+    pub base_type: MarketDataType,
     /// Whether any reader accepts delayed data in place of refused live data.
     pub allow_fallback: Arc<AtomicBool>,
     pub cancel: CancellationToken,
@@ -86,13 +88,43 @@ enum Next {
     Park,
 }
 
-struct State {
-    view: FeedView,
-    requested: DataType,
-    stale_since: Option<Instant>,
+/// What the notices of one session say stands between IB and fresh data. A new
+/// session starts with nothing in the way: the old one's notices say nothing about it.
+#[derive(Debug, Default)]
+struct Blocks {
+    /// The session these were reported in.
+    generation: u64,
+    /// The farm serving the instrument is down.
     farm_down: bool,
     /// IB itself lost connectivity (1100) and has not reported it back.
     ib_down: bool,
+    /// A competing live session holds the market data (10197).
+    competing: bool,
+}
+
+impl Blocks {
+    fn clear(&self) -> bool {
+        !self.farm_down && !self.ib_down && !self.competing
+    }
+
+    /// Starts over when `generation` is a newer session; false when it is an older
+    /// one, whose notices no longer count.
+    fn follow(&mut self, generation: u64) -> bool {
+        if generation > self.generation {
+            *self = Blocks {
+                generation,
+                ..Blocks::default()
+            };
+        }
+        generation == self.generation
+    }
+}
+
+struct State {
+    view: FeedView,
+    requested: MarketDataType,
+    stale_since: Option<Instant>,
+    blocks: Blocks,
     /// Fresh data is expected; the first tick clears the stale mark.
     awaiting_fresh: bool,
     transient_failures: u32,
@@ -115,8 +147,7 @@ impl Feed {
             view: FeedView::new(&self.contract, self.base_type),
             requested: self.base_type,
             stale_since: None,
-            farm_down: false,
-            ib_down: false,
+            blocks: Blocks::default(),
             awaiting_fresh: false,
             transient_failures: 0,
         };
@@ -136,6 +167,7 @@ impl Feed {
                 // A fresh session may grant what the last one refused.
                 st.requested = self.base_type;
                 st.view.fallback = false;
+                st.blocks.follow(generation);
                 last_generation = Some(generation);
             }
             let next = match self
@@ -175,8 +207,8 @@ impl Feed {
         &self,
         mut stream: TickStream,
         generation: u64,
-        link: &mut watch::Receiver<super::source::LinkState>,
-        farms: &mut broadcast::Receiver<super::source::DataNotice>,
+        link: &mut watch::Receiver<LinkState>,
+        farms: &mut broadcast::Receiver<StampedNotice>,
         st: &mut State,
     ) -> Next {
         let my_farm: FarmKind = self.contract.sec_type.farm();
@@ -254,7 +286,7 @@ impl Feed {
             st.transient_failures = 0;
             if st.awaiting_fresh {
                 st.awaiting_fresh = false;
-                if !st.farm_down && !st.ib_down {
+                if st.blocks.clear() {
                     self.mark_fresh_unpublished(st);
                     changed = true;
                 }
@@ -267,38 +299,45 @@ impl Feed {
     }
 
     /// Applies a data notice; returns whether the subscription must be renewed.
-    fn on_notice(&self, notice: DataNotice, my_farm: FarmKind, st: &mut State) -> bool {
-        match notice {
-            DataNotice::Farm { farm, up } if farm == my_farm => {
-                if up && st.farm_down {
-                    st.farm_down = false;
-                    if !st.ib_down {
-                        self.mark_fresh(st);
-                    }
-                } else if !up && !st.farm_down {
-                    st.farm_down = true;
-                    self.mark_stale(st);
+    fn on_notice(&self, stamped: StampedNotice, my_farm: FarmKind, st: &mut State) -> bool {
+        if !st.blocks.follow(stamped.generation) {
+            return false;
+        }
+        let was_clear = st.blocks.clear();
+        let blocks = &mut st.blocks;
+        let renew = match stamped.notice {
+            DataNotice::Farm { farm, up } => {
+                if up {
+                    // Any farm serving this login again ends a competing session.
+                    blocks.competing = false;
+                }
+                if farm == my_farm {
+                    blocks.farm_down = !up;
                 }
                 false
             }
-            DataNotice::Farm { .. } => false,
             DataNotice::ConnectivityLost => {
-                st.ib_down = true;
-                self.mark_stale(st);
+                blocks.ib_down = true;
                 false
             }
             DataNotice::ConnectivityRestored { data_lost } => {
-                st.ib_down = false;
-                if data_lost {
-                    self.mark_stale(st);
-                    return true;
-                }
-                if !st.farm_down {
-                    self.mark_fresh(st);
-                }
+                blocks.ib_down = false;
+                blocks.competing = false;
+                data_lost
+            }
+            DataNotice::CompetingSession => {
+                blocks.competing = true;
                 false
             }
+        };
+        if renew || !st.blocks.clear() {
+            // With 1101 the values are old until the renewed subscription sends.
+            self.mark_stale(st);
+        } else if !was_clear {
+            // The last block lifted; IB resumes the subscription by itself.
+            self.mark_fresh(st);
         }
+        renew
     }
 
     fn fold(&self, tick: &Tick, st: &mut State) -> bool {

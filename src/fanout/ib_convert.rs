@@ -2,14 +2,12 @@
 
 use ibapi::contracts::tick_types::TickType;
 use ibapi::contracts::{Contract, Currency, Exchange, OptionRight, SecurityType, Symbol};
-use ibapi::market_data::MarketDataType;
 use ibapi::market_data::realtime::TickTypes;
 
 use super::source::SourceError;
 use super::tick::{OptionComputation, PriceField, SizeField, Tick};
-use super::types::{
-    ChainParams, ContractDetails, ContractSpec, DataType, Right, SecType, SymbolMatch,
-};
+use super::types::{ChainParams, ContractDetails, ContractSpec, Right, SecType, SymbolMatch};
+use crate::ib::data_type;
 
 pub fn sec_type_to_ib(t: SecType) -> SecurityType {
     match t {
@@ -36,25 +34,6 @@ pub fn sec_type_from_ib(t: &SecurityType) -> SecType {
         SecurityType::CFD => SecType::Cfd,
         SecurityType::Bond => SecType::Bond,
         _ => SecType::Stock,
-    }
-}
-
-pub fn data_type_to_ib(t: DataType) -> MarketDataType {
-    match t {
-        DataType::Live => MarketDataType::Realtime,
-        DataType::Frozen => MarketDataType::Frozen,
-        DataType::Delayed => MarketDataType::Delayed,
-        DataType::DelayedFrozen => MarketDataType::DelayedFrozen,
-    }
-}
-
-fn data_type_from_ib(t: MarketDataType) -> Option<DataType> {
-    match t {
-        MarketDataType::Realtime => Some(DataType::Live),
-        MarketDataType::Frozen => Some(DataType::Frozen),
-        MarketDataType::Delayed => Some(DataType::Delayed),
-        MarketDataType::DelayedFrozen => Some(DataType::DelayedFrozen),
-        MarketDataType::Unknown => None,
     }
 }
 
@@ -223,7 +202,7 @@ pub fn ticks_from_ib(item: TickTypes, out: &mut Vec<Tick>) {
                 }));
             }
         }
-        TickTypes::MarketDataType(t) => out.extend(data_type_from_ib(t).map(Tick::DataType)),
+        TickTypes::MarketDataType(t) => out.extend(data_type::from_ibapi(t).map(Tick::DataType)),
         TickTypes::SnapshotEnd | TickTypes::RequestParameters(_) => {}
     }
 }

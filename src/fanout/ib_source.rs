@@ -1,6 +1,9 @@
 //! The production [`MarketDataSource`]: the session's `ibapi` client, borrowed through
-//! the [`LinkWatch`].
+//! the session's link. Every message waits for the session's pacer, the market-data
+//! type goes through the session's switch, and data notices are the session's
+//! classified notices.
 
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,23 +13,24 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use ibapi::market_data::realtime::TickTypes;
 use ibapi::subscriptions::{Subscription, SubscriptionItem};
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::ib_convert::{
-    chain_from_ib, contract_to_ib, data_type_to_ib, details_from_ib, error_from_ib, sec_type_to_ib,
+    chain_from_ib, contract_to_ib, details_from_ib, error_from_ib, sec_type_to_ib,
     symbol_match_from_ib, ticks_from_ib,
 };
-use super::pacer::Pacer;
 use super::source::{
-    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
 };
 use super::tick::Tick;
 use super::types::{
-    ChainParams, ContractDetails, ContractSpec, DataType, FarmKind, SecType, SymbolMatch,
+    ChainParams, ContractDetails, ContractSpec, MarketDataType, SecType, SymbolMatch,
 };
-use crate::ib::{Link, LinkWatch, MessagePacer};
-use crate::metrics::Metrics;
+use crate::ib::{
+    DataTypeSwitch, Link, LinkWatch, MessagePacer, NoticeEffect, Session, SessionNotice,
+};
 
 /// Generic ticks asked for options: option volume (100), open interest (101) and
 /// implied volatility (106).
@@ -35,15 +39,9 @@ const OPTION_GENERIC_TICKS: &[&str] = &["100", "101", "106"];
 struct Shared {
     links: LinkWatch,
     state: watch::Sender<LinkState>,
-    farms: broadcast::Sender<DataNotice>,
-    pacer: Pacer,
-    metrics: Arc<Metrics>,
-    /// The session's mirror of `ibapi`'s limiter, told of every message (it also counts
-    /// them in the metrics).
-    session_pacer: Option<MessagePacer>,
-    /// The market-data type last requested in a session (IB applies it to the requests
-    /// that follow, session-wide).
-    data_type: Mutex<Option<(u64, DataType)>>,
+    notices: broadcast::Sender<StampedNotice>,
+    pacer: MessagePacer,
+    data_types: DataTypeSwitch,
 }
 
 /// `MarketDataSource` over the live `ibapi` client.
@@ -59,92 +57,149 @@ impl Drop for IbSource {
 }
 
 impl IbSource {
-    /// Follows `links`; `message_rate` is the profile's messages-per-second budget.
-    /// `session_pacer`, when given, is told of every message sent.
-    pub fn new(
-        links: LinkWatch,
-        message_rate: u32,
-        metrics: Arc<Metrics>,
-        session_pacer: Option<MessagePacer>,
-    ) -> Arc<IbSource> {
+    /// Follows `session`'s link and notices; sends through its pacer and its
+    /// market-data type switch.
+    pub fn new(session: &Session) -> Arc<IbSource> {
         let (state, _) = watch::channel(LinkState::default());
-        let (farms, _) = broadcast::channel(64);
+        let (notices, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
-            links,
+            links: session.link(),
             state,
-            farms,
-            pacer: Pacer::new(message_rate),
-            metrics,
-            session_pacer,
-            data_type: Mutex::new(None),
+            notices,
+            pacer: session.pacer(),
+            data_types: session.data_types(),
         });
         let stop = CancellationToken::new();
         tokio::spawn(follow_links(shared.clone(), stop.clone()));
+        tokio::spawn(forward_notices(
+            session.notices(),
+            shared.notices.clone(),
+            stop.clone(),
+        ));
         Arc::new(IbSource { shared, stop })
-    }
-
-    /// Changes the message budget (the active profile changed).
-    pub fn set_message_rate(&self, per_second: u32) {
-        self.shared.pacer.set_rate(per_second);
     }
 }
 
-/// Mirrors the link into a [`LinkState`] and forwards each session's farm notices.
+/// Mirrors the link into a [`LinkState`].
 async fn follow_links(shared: Arc<Shared>, stop: CancellationToken) {
     let mut links = shared.links.clone();
-    let mut notices: Option<tokio::task::JoinHandle<()>> = None;
     loop {
-        let link = links.borrow_and_update().clone();
-        shared.state.send_replace(LinkState {
-            generation: link.as_ref().map(|l| l.generation),
-        });
-        if let Some(task) = notices.take() {
-            task.abort();
-        }
-        if let Some(link) = link
-            && let Ok(stream) = link.client.notice_stream()
-        {
-            notices = Some(tokio::spawn(forward_data_notices(
-                stream,
-                shared.farms.clone(),
-            )));
-        }
+        let generation = links.borrow_and_update().as_ref().map(|l| l.generation);
+        shared.state.send_replace(LinkState { generation });
         tokio::select! {
             _ = stop.cancelled() => break,
             changed = links.changed() => if changed.is_err() { break },
         }
     }
-    if let Some(task) = notices {
-        task.abort();
-    }
     shared.state.send_replace(LinkState::default());
 }
 
-async fn forward_data_notices(
-    mut stream: ibapi::subscriptions::NoticeStream,
-    farms: broadcast::Sender<DataNotice>,
+/// Passes on the session's notices that change whether data flows.
+async fn forward_notices(
+    mut from: broadcast::Receiver<SessionNotice>,
+    to: broadcast::Sender<StampedNotice>,
+    stop: CancellationToken,
 ) {
-    while let Some(n) = stream.next().await {
-        if let Some(notice) = data_notice(n.code, &n.message) {
-            let _ = farms.send(notice);
+    loop {
+        let received = tokio::select! {
+            _ = stop.cancelled() => return,
+            received = from.recv() => received,
+        };
+        match received {
+            Ok(n) => {
+                if let Some(notice) = data_notice(&n.effect) {
+                    let _ = to.send(StampedNotice {
+                        generation: n.generation,
+                        notice,
+                    });
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "market data missed session notices");
+            }
+            Err(RecvError::Closed) => return,
         }
     }
 }
 
-/// Reads a notice that changes whether data flows: farm notices (2103/2105/2157 broken,
-/// 2104/2106/2158 OK, farm name after the colon) and IB connectivity (1100, 1101, 1102).
-pub(crate) fn data_notice(code: i32, message: &str) -> Option<DataNotice> {
-    let up = match code {
-        1100 => return Some(DataNotice::ConnectivityLost),
-        1101 => return Some(DataNotice::ConnectivityRestored { data_lost: true }),
-        1102 => return Some(DataNotice::ConnectivityRestored { data_lost: false }),
-        2104 | 2106 | 2158 => true,
-        2103 | 2105 | 2157 => false,
-        _ => return None,
-    };
-    let name = message.rsplit(':').next()?;
-    let farm = FarmKind::from_farm_name(name)?;
-    Some(DataNotice::Farm { farm, up })
+/// What a classified notice means for the data flowing, if anything.
+pub(crate) fn data_notice(effect: &NoticeEffect) -> Option<DataNotice> {
+    match effect {
+        NoticeEffect::IbConnectivityLost => Some(DataNotice::ConnectivityLost),
+        NoticeEffect::IbConnectivityRestored { subscriptions_lost } => {
+            Some(DataNotice::ConnectivityRestored {
+                data_lost: *subscriptions_lost,
+            })
+        }
+        NoticeEffect::FarmDown { farm } => {
+            farm.kind.map(|farm| DataNotice::Farm { farm, up: false })
+        }
+        NoticeEffect::FarmOk { farm } => farm.kind.map(|farm| DataNotice::Farm { farm, up: true }),
+        NoticeEffect::CompetingSession => Some(DataNotice::CompetingSession),
+        NoticeEffect::ClientIdInUse | NoticeEffect::TransportReconnected | NoticeEffect::Other => {
+            None
+        }
+    }
+}
+
+/// An `ibapi` subscription whose drop, which writes IB's cancel unless IB ended the
+/// request, waits for the pacer first: `ibapi`'s own limiter lets cancels through at
+/// once, and they count against the same budget.
+struct Paced<S: Send + 'static> {
+    sub: Option<S>,
+    pacer: MessagePacer,
+    /// IB ended the request (end marker, snapshot end): dropping sends nothing.
+    ended: bool,
+}
+
+impl<S: Send + 'static> Paced<S> {
+    fn new(sub: S, pacer: &MessagePacer) -> Self {
+        Paced {
+            sub: Some(sub),
+            pacer: pacer.clone(),
+            ended: false,
+        }
+    }
+
+    /// IB ended the request: dropping needs no slot.
+    fn ended(mut self) {
+        self.ended = true;
+    }
+}
+
+impl<S: Send + 'static> Deref for Paced<S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        // Only `Drop` takes the subscription out.
+        self.sub
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl<S: Send + 'static> DerefMut for Paced<S> {
+    fn deref_mut(&mut self) -> &mut S {
+        self.sub
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl<S: Send + 'static> Drop for Paced<S> {
+    fn drop(&mut self) {
+        let Some(sub) = self.sub.take() else { return };
+        if self.ended {
+            return;
+        }
+        let pacer = self.pacer.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                pacer.acquire().await;
+                drop(sub);
+            });
+        }
+    }
 }
 
 impl Shared {
@@ -159,71 +214,40 @@ impl Shared {
     /// The link now up for a one-off request, once the pacer lets the request go.
     async fn request_link(&self) -> Result<Link, SourceError> {
         let link = self.link(None)?;
-        self.send_slot().await;
+        self.pacer.acquire().await;
         Ok(link)
-    }
-
-    async fn send_slot(&self) {
-        // The fan-out's pacer is where messages actually wait (it runs below ibapi's
-        // limit), so its wait is the rate-limiter delay the metrics report.
-        let held = self.pacer.acquire().await;
-        let micros = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
-        self.metrics.rate_limiter_delay_micros.add(micros);
-        match &self.session_pacer {
-            Some(p) => {
-                p.note_send();
-            }
-            None => self.metrics.ib_messages_sent.inc(),
-        }
-    }
-
-    /// Makes `data_type` the session's market-data type if it is not already.
-    async fn ensure_data_type(
-        &self,
-        link: &Link,
-        data_type: DataType,
-        current: &mut Option<(u64, DataType)>,
-    ) -> Result<(), SourceError> {
-        if *current == Some((link.generation, data_type)) {
-            return Ok(());
-        }
-        self.send_slot().await;
-        link.client
-            .switch_market_data_type(data_type_to_ib(data_type))
-            .await
-            .map_err(|e| error_from_ib(&e))?;
-        *current = Some((link.generation, data_type));
-        Ok(())
     }
 
     async fn open(
         self: Arc<Self>,
         generation: Option<u64>,
         contract: ContractSpec,
-        data_type: DataType,
+        data_type: MarketDataType,
         snapshot: bool,
-    ) -> Result<Subscription<TickTypes>, SourceError> {
+    ) -> Result<Paced<Subscription<TickTypes>>, SourceError> {
         let link = self.link(generation)?;
         let ib = contract_to_ib(&contract);
         // Held across the request so no other request switches the type in between.
-        let mut current = self.data_type.lock().await;
-        self.ensure_data_type(&link, data_type, &mut current)
-            .await?;
-        self.send_slot().await;
+        let mut switch = self.data_types.hold().await;
+        switch
+            .ensure(&link, data_type)
+            .await
+            .map_err(|e| error_from_ib(&e))?;
+        self.pacer.acquire().await;
         let mut builder = link.client.market_data(&ib);
         if snapshot {
             builder = builder.snapshot();
         } else if matches!(contract.sec_type, SecType::Option | SecType::FutureOption) {
             builder = builder.generic_ticks(OPTION_GENERIC_TICKS);
         }
-        builder.subscribe().await.map_err(|e| error_from_ib(&e))
+        let sub = builder.subscribe().await.map_err(|e| error_from_ib(&e))?;
+        Ok(Paced::new(sub, &self.pacer))
     }
 }
 
 /// A subscription as a stream of domain events; dropping it cancels at IB, paced.
 struct PacedTicks {
-    sub: Option<Subscription<TickTypes>>,
-    shared: Arc<Shared>,
+    sub: Paced<Subscription<TickTypes>>,
     pending: std::collections::VecDeque<SourceEvent>,
     scratch: Vec<Tick>,
     done: bool,
@@ -241,10 +265,7 @@ impl Stream for PacedTicks {
             if this.done {
                 return Poll::Ready(None);
             }
-            let Some(sub) = this.sub.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match sub.poll_next_unpin(cx) {
+            match this.sub.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     this.done = true;
@@ -270,20 +291,6 @@ impl Stream for PacedTicks {
     }
 }
 
-impl Drop for PacedTicks {
-    fn drop(&mut self) {
-        let Some(sub) = self.sub.take() else { return };
-        let shared = self.shared.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            // The cancel goes out when dropping the subscription; wait for a slot first.
-            rt.spawn(async move {
-                shared.send_slot().await;
-                drop(sub);
-            });
-        }
-    }
-}
-
 /// A collected answer, with `ibapi`'s timeout told apart as the caller's deadline.
 fn within<T>(
     collected: Result<Vec<T>, ibapi::Error>,
@@ -301,15 +308,15 @@ impl MarketDataSource for IbSource {
         self.shared.state.subscribe()
     }
 
-    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
-        self.shared.farms.subscribe()
+    fn data_notices(&self) -> broadcast::Receiver<StampedNotice> {
+        self.shared.notices.subscribe()
     }
 
     fn subscribe(
         &self,
         generation: u64,
         contract: &ContractSpec,
-        data_type: DataType,
+        data_type: MarketDataType,
     ) -> BoxFuture<'static, Result<TickStream, SourceError>> {
         let shared = self.shared.clone();
         let contract = contract.clone();
@@ -319,8 +326,7 @@ impl MarketDataSource for IbSource {
                 .open(Some(generation), contract, data_type, false)
                 .await?;
             let stream: TickStream = PacedTicks {
-                sub: Some(sub),
-                shared,
+                sub,
                 pending: Default::default(),
                 scratch: Vec::new(),
                 done: false,
@@ -334,7 +340,7 @@ impl MarketDataSource for IbSource {
     fn snapshot(
         &self,
         contract: &ContractSpec,
-        data_type: DataType,
+        data_type: MarketDataType,
         deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<Tick>, SourceError>> {
         let shared = self.shared.clone();
@@ -345,7 +351,10 @@ impl MarketDataSource for IbSource {
                 let mut ticks = Vec::new();
                 while let Some(item) = sub.next().await {
                     match item {
-                        Ok(SubscriptionItem::Data(TickTypes::SnapshotEnd)) => break,
+                        Ok(SubscriptionItem::Data(TickTypes::SnapshotEnd)) => {
+                            sub.ended();
+                            break;
+                        }
                         Ok(SubscriptionItem::Data(t)) => ticks_from_ib(t, &mut ticks),
                         Ok(SubscriptionItem::Notice(_)) => {}
                         Err(e) => return Err(error_from_ib(&e)),
@@ -369,13 +378,16 @@ impl MarketDataSource for IbSource {
         let ib = contract_to_ib(contract);
         async move {
             let link = shared.request_link().await?;
-            let mut sub = link
+            let sub = link
                 .client
                 .contract_details_stream(&ib)
                 .subscribe()
                 .await
                 .map_err(|e| error_from_ib(&e))?;
+            // A look-up that fails (unknown contract, deadline) is cancelled at IB.
+            let mut sub = Paced::new(sub, &shared.pacer);
             let found = within(sub.collect_to_end_within(deadline).await, deadline)?;
+            sub.ended();
             Ok(found.iter().map(details_from_ib).collect())
         }
         .boxed()
@@ -429,35 +441,37 @@ impl MarketDataSource for IbSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ib::FarmKind;
+    use crate::ib::notices::classify;
+
+    fn read(code: i32, message: &str) -> Option<DataNotice> {
+        data_notice(&classify(code, message))
+    }
 
     #[test]
     fn notices_name_the_farm_family_or_the_connectivity() {
         assert_eq!(
-            data_notice(2103, "Market data farm connection is broken:usopt"),
+            read(2103, "Market data farm connection is broken:usopt"),
             Some(DataNotice::Farm {
                 farm: FarmKind::Options,
                 up: false
             })
         );
         assert_eq!(
-            data_notice(2104, "Market data farm connection is OK:usfarm"),
+            read(2104, "Market data farm connection is OK:usfarm"),
             Some(DataNotice::Farm {
                 farm: FarmKind::Equities,
                 up: true
             })
         );
+        assert_eq!(read(2106, "HMDS data farm connection is OK:ushmds"), None);
+        assert_eq!(read(10167, "delayed"), None);
+        assert_eq!(read(1100, "lost"), Some(DataNotice::ConnectivityLost));
         assert_eq!(
-            data_notice(2106, "HMDS data farm connection is OK:ushmds"),
-            None
-        );
-        assert_eq!(data_notice(10167, "delayed"), None);
-        assert_eq!(
-            data_notice(1100, "lost"),
-            Some(DataNotice::ConnectivityLost)
-        );
-        assert_eq!(
-            data_notice(1101, "restored - data lost"),
+            read(1101, "restored - data lost"),
             Some(DataNotice::ConnectivityRestored { data_lost: true })
         );
+        assert_eq!(read(10197, "competing"), Some(DataNotice::CompetingSession));
+        assert_eq!(read(-8, "reconnected"), None);
     }
 }

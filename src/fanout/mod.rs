@@ -18,7 +18,6 @@ pub mod feed;
 pub mod greeks_calc;
 pub mod ib_convert;
 pub mod ib_source;
-pub mod pacer;
 pub mod reader;
 pub mod registry;
 pub mod source;
@@ -39,7 +38,9 @@ pub use greeks_calc::GreeksParams;
 pub use ib_source::IbSource;
 pub use reader::{Reader, ReaderEvent, StatusKind};
 pub use registry::{Fanout, FanoutSettings, FeedRef, LineUsage, SubscriptionInfo};
-pub use source::{DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream};
+pub use source::{
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
+};
 pub use types::*;
 #[cfg(test)]
 mod chain_tests;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::FanoutError;
 use super::feed::{Feed, FeedStatus, FeedView};
 use super::source::MarketDataSource;
-use super::types::{ContractSpec, DataType};
+use super::types::{ContractSpec, MarketDataType};
 use crate::metrics::Metrics;
 
 /// Limits and defaults, normally from the active profile and the configuration.
@@ -23,7 +23,7 @@ pub struct FanoutSettings {
     /// How long an instrument stays subscribed after its last reader left.
     pub linger: Duration,
     /// The type of data asked for first.
-    pub data_type: DataType,
+    pub data_type: MarketDataType,
     /// Whether refused live data falls back to delayed data unless a request says otherwise.
     pub allow_delayed_fallback: bool,
 }
@@ -33,7 +33,7 @@ impl Default for FanoutSettings {
         FanoutSettings {
             line_budget: 100,
             linger: Duration::from_secs(5),
-            data_type: DataType::Live,
+            data_type: MarketDataType::Live,
             allow_delayed_fallback: false,
         }
     }

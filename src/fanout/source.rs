@@ -8,7 +8,9 @@ use futures::stream::BoxStream;
 use tokio::sync::{broadcast, watch};
 
 use super::tick::Tick;
-use super::types::{ChainParams, ContractDetails, ContractSpec, DataType, FarmKind, SymbolMatch};
+use super::types::{
+    ChainParams, ContractDetails, ContractSpec, FarmKind, MarketDataType, SymbolMatch,
+};
 
 /// Whether a session is up, and which one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,7 +62,8 @@ pub enum SourceEvent {
     Ended(SourceError),
 }
 
-/// A notice that changes whether data flows, without ending any request.
+/// What a session notice means for the data flowing, without ending any request: the
+/// fan-out's view of the session's classified notices ([`crate::ib::notices`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataNotice {
     /// A data farm went down (2103) or came back (2104).
@@ -70,6 +73,17 @@ pub enum DataNotice {
     /// Connectivity is back; with `data_lost` (1101) every subscription must be renewed,
     /// without (1102) they go on.
     ConnectivityRestored { data_lost: bool },
+    /// A competing live session holds the market data (10197): every instrument is
+    /// stale until a farm reports OK, connectivity is restored or a new session starts.
+    CompetingSession,
+}
+
+/// A data notice and the session it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StampedNotice {
+    /// The link generation the notice arrived in.
+    pub generation: u64,
+    pub notice: DataNotice,
 }
 
 /// A streaming subscription; dropping it cancels the request at IB.
@@ -80,8 +94,8 @@ pub trait MarketDataSource: Send + Sync + 'static {
     /// The current session, updated as it goes down and comes back.
     fn link_state(&self) -> watch::Receiver<LinkState>;
 
-    /// Farm up/down notices of every session.
-    fn data_notices(&self) -> broadcast::Receiver<DataNotice>;
+    /// The data notices of every session, stamped with their session.
+    fn data_notices(&self) -> broadcast::Receiver<StampedNotice>;
 
     /// Opens a streaming subscription in session `generation` (fails with `LinkDown` if
     /// that session is gone).
@@ -89,14 +103,14 @@ pub trait MarketDataSource: Send + Sync + 'static {
         &self,
         generation: u64,
         contract: &ContractSpec,
-        data_type: DataType,
+        data_type: MarketDataType,
     ) -> BoxFuture<'static, Result<TickStream, SourceError>>;
 
     /// A one-off snapshot, bounded by `deadline`.
     fn snapshot(
         &self,
         contract: &ContractSpec,
-        data_type: DataType,
+        data_type: MarketDataType,
         deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<Tick>, SourceError>>;
 

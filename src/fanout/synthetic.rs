@@ -13,15 +13,15 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::source::{
-    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, TickStream,
+    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
 };
 use super::tick::{PriceField, SizeField, Tick};
-use super::types::{ChainParams, ContractDetails, ContractSpec, DataType, SymbolMatch};
+use super::types::{ChainParams, ContractDetails, ContractSpec, MarketDataType, SymbolMatch};
 
 /// The link state and farm notices of a synthetic source, starting with session 1 up.
 pub struct SyntheticLink {
     link: watch::Sender<LinkState>,
-    farms: broadcast::Sender<DataNotice>,
+    farms: broadcast::Sender<StampedNotice>,
 }
 
 impl SyntheticLink {
@@ -40,7 +40,7 @@ impl SyntheticLink {
     }
 
     /// What [`MarketDataSource::data_notices`] hands out.
-    pub fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
+    pub fn data_notices(&self) -> broadcast::Receiver<StampedNotice> {
         self.farms.subscribe()
     }
 
@@ -54,9 +54,10 @@ impl SyntheticLink {
         self.link.send_replace(LinkState { generation });
     }
 
-    /// Sends a farm or connectivity notice to whoever listens.
+    /// Sends a farm or connectivity notice of the session now up to whoever listens.
     pub fn notify(&self, notice: DataNotice) {
-        let _ = self.farms.send(notice);
+        let generation = self.generation().unwrap_or(0);
+        let _ = self.farms.send(StampedNotice { generation, notice });
     }
 }
 
@@ -120,7 +121,7 @@ impl MarketDataSource for Synthetic {
         self.link.link_state()
     }
 
-    fn data_notices(&self) -> broadcast::Receiver<DataNotice> {
+    fn data_notices(&self) -> broadcast::Receiver<StampedNotice> {
         self.link.data_notices()
     }
 
@@ -128,7 +129,7 @@ impl MarketDataSource for Synthetic {
         &self,
         _generation: u64,
         _contract: &ContractSpec,
-        _data_type: DataType,
+        _data_type: MarketDataType,
     ) -> BoxFuture<'static, Result<TickStream, SourceError>> {
         futures::future::ready(Ok(ticks(self.interval))).boxed()
     }
@@ -136,7 +137,7 @@ impl MarketDataSource for Synthetic {
     fn snapshot(
         &self,
         _contract: &ContractSpec,
-        _data_type: DataType,
+        _data_type: MarketDataType,
         deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<Tick>, SourceError>> {
         futures::future::ready(Err(SourceError::Deadline(deadline))).boxed()

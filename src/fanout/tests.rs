@@ -247,7 +247,7 @@ async fn streams_go_stale_and_resume_in_a_new_session() {
 
     source.set_link(Some(2));
     settle().await;
-    assert_eq!(source.last_sub_type(1), Some((2, DataType::Live)));
+    assert_eq!(source.last_sub_type(1), Some((2, MarketDataType::Live)));
     source.tick(1, Tick::Price(PriceField::Bid, 6.0));
     assert!(matches!(
         next_status(&mut reader).await.1,
@@ -269,7 +269,7 @@ async fn refused_live_data_falls_back_to_delayed_only_for_readers_that_allow_it(
     watch(&fanout, &mut strict, &c, false);
     watch(&fanout, &mut lenient, &c, true);
     settle().await;
-    assert_eq!(source.last_sub_type(7), Some((1, DataType::Delayed)));
+    assert_eq!(source.last_sub_type(7), Some((1, MarketDataType::Delayed)));
     assert_eq!(
         next_status(&mut lenient).await.1,
         StatusKind::DelayedFallback
@@ -278,11 +278,11 @@ async fn refused_live_data_falls_back_to_delayed_only_for_readers_that_allow_it(
         StatusKind::Failed(FanoutError::NoPermission(_)) => {}
         other => panic!("expected no permission, got {other:?}"),
     }
-    source.tick(7, Tick::DataType(DataType::Delayed));
+    source.tick(7, Tick::DataType(MarketDataType::Delayed));
     source.tick(7, Tick::Price(PriceField::Last, 3.0));
     let (_, view, _) = next_update(&mut lenient).await;
-    assert_eq!(view.quote.market_data_type, Some(DataType::Delayed));
-    assert_eq!(view.quote.requested_type, DataType::Delayed);
+    assert_eq!(view.quote.market_data_type, Some(MarketDataType::Delayed));
+    assert_eq!(view.quote.requested_type, MarketDataType::Delayed);
 }
 
 #[tokio::test]
@@ -353,19 +353,6 @@ async fn ib_losing_connectivity_marks_everything_stale_and_data_lost_resubscribe
         next_status(&mut reader).await,
         (0, StatusKind::Resumed { .. })
     ));
-}
-
-#[test]
-fn farm_names_map_to_the_instruments_they_serve() {
-    assert_eq!(FarmKind::from_farm_name("usfarm"), Some(FarmKind::Equities));
-    assert_eq!(
-        FarmKind::from_farm_name("usfarm.nj"),
-        Some(FarmKind::Equities)
-    );
-    assert_eq!(FarmKind::from_farm_name("usopt"), Some(FarmKind::Options));
-    assert_eq!(FarmKind::from_farm_name("cashfarm"), Some(FarmKind::Forex));
-    assert_eq!(FarmKind::from_farm_name("ushmds"), None);
-    assert_eq!(FarmKind::from_farm_name("secdefnj"), None);
 }
 
 #[tokio::test]

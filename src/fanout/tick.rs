@@ -3,7 +3,7 @@
 //! IB's "no value" sentinels (−1 prices, −2 Greeks, `f64::MAX`, non-finite numbers) are
 //! removed here, so nothing downstream ever sees one.
 
-use super::types::{DataType, Greeks, GreeksSource, OptionExtras, Quote};
+use super::types::{Greeks, GreeksSource, MarketDataType, OptionExtras, Quote};
 
 /// A price field of a quote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub enum Tick {
     OptionVolume(f64),
     ImpliedVolatility(f64),
     /// The type of data IB says it is sending.
-    DataType(DataType),
+    DataType(MarketDataType),
 }
 
 /// Largest magnitude accepted as a real value; IB uses `f64::MAX` and similar as "unset".
@@ -152,7 +152,7 @@ mod tests {
 
     fn fresh() -> (Quote, OptionExtras) {
         (
-            Quote::empty(1, "X", DataType::Live),
+            Quote::empty(1, "X", MarketDataType::Live),
             OptionExtras::default(),
         )
     }

@@ -2,6 +2,9 @@
 
 use std::time::SystemTime;
 
+pub use crate::ib::notices::FarmKind;
+pub use crate::market_data_type::MarketDataType;
+
 /// The kind of instrument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SecType {
@@ -30,63 +33,11 @@ impl SecType {
     }
 }
 
-/// Families of IB market-data farms (`usfarm`, `usopt`, `cashfarm`, `usfuture` …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FarmKind {
-    Equities,
-    Options,
-    Forex,
-    Futures,
-}
-
-impl FarmKind {
-    /// Classifies a farm name as IB reports it in notices 2103–2106/2157/2158.
-    pub fn from_farm_name(name: &str) -> Option<FarmKind> {
-        let name = name.trim().to_ascii_lowercase();
-        if name.contains("opt") {
-            Some(FarmKind::Options)
-        } else if name.starts_with("cash") {
-            Some(FarmKind::Forex)
-        } else if name.contains("fut") {
-            Some(FarmKind::Futures)
-        } else if name.contains("farm") {
-            Some(FarmKind::Equities)
-        } else {
-            // Historical (hmds) and sec-def farms serve no streaming quotes.
-            None
-        }
-    }
-}
-
 /// Call or put.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Right {
     Call,
     Put,
-}
-
-/// The kind of market data IB serves (or is asked for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum DataType {
-    #[default]
-    Live,
-    Frozen,
-    Delayed,
-    DelayedFrozen,
-}
-
-impl DataType {
-    /// The delayed counterpart used when live data is not permitted.
-    pub fn delayed(self) -> DataType {
-        match self {
-            DataType::Frozen | DataType::DelayedFrozen => DataType::DelayedFrozen,
-            DataType::Live | DataType::Delayed => DataType::Delayed,
-        }
-    }
-
-    pub fn is_delayed(self) -> bool {
-        matches!(self, DataType::Delayed | DataType::DelayedFrozen)
-    }
 }
 
 /// What a client accepts when live data is not permitted.
@@ -203,9 +154,9 @@ pub struct Quote {
     /// IB's last-trade time, seconds since the epoch.
     pub last_trade_time: Option<i64>,
     /// The type IB actually sent, once it said.
-    pub market_data_type: Option<DataType>,
+    pub market_data_type: Option<MarketDataType>,
     /// The type ibstream asked for.
-    pub requested_type: DataType,
+    pub requested_type: MarketDataType,
     /// Per instrument, increases with every change; a gap shows what a reader skipped.
     pub sequence: u64,
     pub received_at: SystemTime,
@@ -215,7 +166,7 @@ pub struct Quote {
 
 impl Quote {
     /// An empty quote: no values yet, sequence 0.
-    pub fn empty(con_id: i64, symbol: &str, requested_type: DataType) -> Quote {
+    pub fn empty(con_id: i64, symbol: &str, requested_type: MarketDataType) -> Quote {
         Quote {
             con_id,
             symbol: symbol.to_owned(),

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::connector::Endpoint;
 use super::state::ConnectionState;
-use crate::store::MarketDataType;
+use crate::market_data_type::MarketDataType;
 
 /// The parameters of one session, read from the active profile before every attempt so
 /// that edited settings take effect on the next (re)connect.

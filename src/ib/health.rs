@@ -80,7 +80,7 @@ pub fn spawn(
 }
 
 async fn check(client: &ibapi::Client, timeout: Duration, pacer: &MessagePacer) -> HealthReport {
-    pacer.note_send();
+    pacer.acquire().await;
     let started = Instant::now();
     match tokio::time::timeout(timeout, client.server_time()).await {
         Ok(Ok(_)) => HealthReport::Answered {

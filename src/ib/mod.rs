@@ -4,7 +4,10 @@
 //! - [`session`]: the handle the server drives ([`Session`]) and its settings.
 //! - `supervisor`: the task that owns the `ibapi` client and the state machine.
 //! - [`state`]: the state machine's states and the published [`SessionStatus`].
-//! - [`backoff`], [`circuit`], [`health`], [`notices`], [`pacer`]: the policies it uses.
+//! - [`backoff`], [`circuit`], [`health`]: the policies it uses.
+//! - [`notices`]: the one reading of IB's notices, applied to the status and broadcast.
+//! - [`pacer`]: the one pacer every message to the gateway waits for.
+//! - [`data_type`]: the one place that asks the gateway for a market-data type.
 //! - [`connector`]: opening a client and typing its failures; [`probe`]: connection tests.
 //! - [`backend`]: what the session needs from the server (profile, event history).
 //! - [`link`]: how other layers borrow the live client.
@@ -13,6 +16,7 @@ pub mod backend;
 pub mod backoff;
 pub mod circuit;
 pub mod connector;
+pub mod data_type;
 pub mod error;
 pub mod health;
 pub mod link;
@@ -26,8 +30,10 @@ mod supervisor;
 
 pub use backend::{SessionBackend, SessionEvent, SessionEventKind, SessionProfile};
 pub use connector::{ConnectFailure, ConnectFailureKind, Endpoint};
+pub use data_type::DataTypeSwitch;
 pub use error::SessionError;
 pub use link::{Link, LinkWatch};
+pub use notices::{FarmKind, NoticeEffect, SessionNotice};
 pub use pacer::MessagePacer;
 pub use session::{Session, SessionSettings};
 pub use state::{CircuitState, ConnectionState, SessionStatus};

@@ -1,9 +1,16 @@
-//! A mirror of `ibapi`'s message-rate limiter, for reporting.
+//! The one pacer every message to the gateway waits for.
 //!
-//! `ibapi` paces every message it writes with a GCRA limiter but exposes none of its
-//! state. ibstream runs the same algorithm, with the same parameters, over the messages
-//! it asks `ibapi` to send, and reports the delay those messages were (and the next one
-//! would be) held back by.
+//! IB counts every message an API client sends (requests, cancels, look-ups, the
+//! session's own heartbeats) against one budget, 50 a second by default. `ibapi`'s own
+//! limiter paces requests but lets cancels through at once, so it alone cannot keep the
+//! total under the budget. Every layer that sends through the session's client first
+//! waits here ([`MessagePacer::acquire`]); the wait is what the rate-limiter metrics
+//! report. The rate comes from the active profile, set by the session when it
+//! connects ([`MessagePacer::reset`]).
+//!
+//! The schedule is `ibapi`'s algorithm (GCRA: a burst of a tenth of the rate, the rest
+//! spread evenly), run at a share of the profile's rate, so `ibapi`'s limiter, which
+//! sees the same messages a moment later, never has to hold one back.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +19,12 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
-/// Shared handle: every layer that sends messages through the session's client notes
-/// them here ([`MessagePacer::note_send`]).
+/// Share of the profile's rate the pacer hands out. The rest absorbs what the pacer
+/// cannot see: transit jitter that bunches messages inside the gateway's one-second
+/// window, and the few messages `ibapi` writes on its own.
+const SHARE: f64 = 0.9;
+
+/// Shared handle; clones pace against one budget.
 #[derive(Debug, Clone)]
 pub struct MessagePacer {
     inner: Arc<Mutex<Gcra>>,
@@ -21,7 +32,7 @@ pub struct MessagePacer {
 }
 
 impl MessagePacer {
-    /// A pacer for `per_second` messages a second, reporting into `metrics`.
+    /// A pacer for a budget of `per_second` messages a second, reporting into `metrics`.
     pub fn new(per_second: u32, metrics: Arc<Metrics>) -> MessagePacer {
         MessagePacer {
             inner: Arc::new(Mutex::new(Gcra::per_second(per_second))),
@@ -29,20 +40,25 @@ impl MessagePacer {
         }
     }
 
-    /// Restarts with a new rate: a new client has a fresh limiter.
+    /// Restarts with a new budget: a new client has a fresh limiter.
     pub fn reset(&self, per_second: u32) {
         *self.lock() = Gcra::per_second(per_second);
     }
 
-    /// Messages per second currently allowed.
+    /// The budget in messages per second (the profile's rate).
     pub fn rate(&self) -> u32 {
-        self.lock().per_second
+        self.lock().budget
     }
 
-    /// Records one message handed to `ibapi`; returns how long its limiter will hold
-    /// the message back, and adds that to the metrics.
-    pub fn note_send(&self) -> Duration {
-        self.note_send_at(Instant::now())
+    /// Waits until one message may be sent, counts it, and returns how long it waited
+    /// (added to the rate-limiter delay metric). A wait that is cancelled still uses
+    /// its slot.
+    pub async fn acquire(&self) -> Duration {
+        let wait = self.reserve_at(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        wait
     }
 
     /// How long a message sent now would wait.
@@ -50,12 +66,12 @@ impl MessagePacer {
         self.lock().peek(Instant::now())
     }
 
-    fn note_send_at(&self, now: Instant) -> Duration {
+    fn reserve_at(&self, now: Instant) -> Duration {
         let wait = self.lock().reserve(now);
         self.metrics.ib_messages_sent.inc();
         self.metrics
             .rate_limiter_delay_micros
-            .add(wait.as_micros() as u64);
+            .add(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
         wait
     }
 
@@ -65,24 +81,26 @@ impl MessagePacer {
     }
 }
 
-/// The generic cell rate algorithm with `ibapi`'s parameters: a burst of a tenth of the
-/// rate, the rest spread evenly.
+/// The generic cell rate algorithm with `ibapi`'s parameters, for [`SHARE`] of the
+/// budget: a burst of a tenth of the rate, the rest spread evenly. GCRA admits
+/// `burst + rate - 1` messages in any one-second window, which is the paced rate.
 #[derive(Debug)]
 struct Gcra {
-    per_second: u32,
+    budget: u32,
     interval: Duration,
     tolerance: Duration,
     tat: Option<Instant>,
 }
 
 impl Gcra {
-    fn per_second(n: u32) -> Gcra {
-        let n = n.max(1);
+    fn per_second(budget: u32) -> Gcra {
+        // Truncating keeps the paced rate at or under the share.
+        let n = ((f64::from(budget.max(1)) * SHARE) as u32).max(1);
         let burst = (n / 10).max(1);
         let rate = (n + 1).saturating_sub(burst).max(1);
         let interval = Duration::from_nanos(1_000_000_000u64.div_ceil(u64::from(rate)));
         Gcra {
-            per_second: n,
+            budget,
             interval,
             tolerance: interval * (burst - 1),
             tat: None,
@@ -117,13 +135,13 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let pacer = MessagePacer::new(50, metrics.clone());
         let t0 = Instant::now();
-        // 50/s: a burst of 5, then one every 1/46 s.
-        for _ in 0..5 {
-            assert_eq!(pacer.note_send_at(t0), Duration::ZERO);
+        // 50/s at a 90 % share is 45/s: a burst of 4, then one every 1/42 s.
+        for _ in 0..4 {
+            assert_eq!(pacer.reserve_at(t0), Duration::ZERO);
         }
-        let wait = pacer.note_send_at(t0);
+        let wait = pacer.reserve_at(t0);
         assert!(wait > Duration::ZERO && wait < Duration::from_millis(50));
-        assert_eq!(metrics.ib_messages_sent.get(), 6);
+        assert_eq!(metrics.ib_messages_sent.get(), 5);
         assert_eq!(
             metrics.rate_limiter_delay_micros.get(),
             wait.as_micros() as u64
@@ -135,8 +153,8 @@ mod tests {
     fn idle_time_restores_the_burst() {
         let pacer = MessagePacer::new(10, Arc::new(Metrics::default()));
         let t0 = Instant::now();
-        pacer.note_send_at(t0);
-        assert!(pacer.note_send_at(t0) > Duration::ZERO);
+        pacer.reserve_at(t0);
+        assert!(pacer.reserve_at(t0) > Duration::ZERO);
         assert_eq!(
             pacer.lock().peek(t0 + Duration::from_secs(1)),
             Duration::ZERO
@@ -144,5 +162,36 @@ mod tests {
         pacer.reset(20);
         assert_eq!(pacer.rate(), 20);
         assert_eq!(pacer.lock().peek(t0), Duration::ZERO);
+    }
+
+    #[test]
+    fn slots_stay_under_the_budget_in_any_second() {
+        let pacer = MessagePacer::new(50, Arc::new(Metrics::default()));
+        let now = Instant::now();
+        let slots: Vec<_> = (0..200).map(|_| now + pacer.reserve_at(now)).collect();
+        for (i, s) in slots.iter().enumerate() {
+            let in_window = slots[i..]
+                .iter()
+                .take_while(|t| **t < *s + Duration::from_secs(1))
+                .count();
+            assert!(in_window <= 45, "{in_window} slots within a second");
+        }
+        assert_eq!(slots[0], now);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_holds_the_message_and_reports_the_wait() {
+        // 10/s at a 90 % share is 9/s: no burst beyond one, one slot every 1/9 s.
+        let metrics = Arc::new(Metrics::default());
+        let pacer = MessagePacer::new(10, metrics.clone());
+        assert_eq!(pacer.acquire().await, Duration::ZERO);
+        let before = Instant::now();
+        let second = pacer.acquire().await;
+        assert!(
+            (second.as_secs_f64() - 1.0 / 9.0).abs() < 1e-3,
+            "{second:?}"
+        );
+        assert!(before.elapsed() >= second, "the caller was held that long");
+        assert_eq!(metrics.ib_messages_sent.get(), 2);
     }
 }

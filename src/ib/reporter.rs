@@ -12,14 +12,15 @@ use super::state::{ConnectionState, FarmStatus, LastError, SessionStatus};
 use crate::metrics::Metrics;
 
 pub(crate) struct Reporter {
-    status: watch::Sender<SessionStatus>,
+    /// Shared with the market-data type switch, which shows what it last sent.
+    status: Arc<watch::Sender<SessionStatus>>,
     events: mpsc::Sender<SessionEvent>,
     metrics: Arc<Metrics>,
 }
 
 impl Reporter {
     pub(crate) fn new(
-        status: watch::Sender<SessionStatus>,
+        status: Arc<watch::Sender<SessionStatus>>,
         events: mpsc::Sender<SessionEvent>,
         metrics: Arc<Metrics>,
     ) -> Reporter {
@@ -73,59 +74,51 @@ impl Reporter {
         self.record(SessionEventKind::Error, code, message.to_owned());
     }
 
-    /// Applies an IB notice to the status. Returns true when IB dropped every
-    /// subscription (1101), so a new generation must be published.
-    pub(crate) fn notice(&self, code: i32, message: &str, effect: &NoticeEffect) -> bool {
+    /// Applies a classified IB notice to the status and records it.
+    pub(crate) fn notice(&self, code: i32, message: &str, effect: &NoticeEffect) {
         let now = OffsetDateTime::now_utc();
-        let mut subscriptions_lost = false;
+        let error = || LastError {
+            code: Some(code),
+            message: message.to_owned(),
+            time: now,
+        };
         match effect {
-            NoticeEffect::Other | NoticeEffect::TransportReconnected => return false,
+            NoticeEffect::Other | NoticeEffect::TransportReconnected => return,
             NoticeEffect::IbConnectivityLost => self.update(|s| {
                 s.ib_connectivity_lost = true;
-                s.last_error = Some(LastError {
-                    code: Some(code),
-                    message: message.to_owned(),
-                    time: now,
-                });
+                s.last_error = Some(error());
             }),
-            NoticeEffect::IbConnectivityRestored {
-                subscriptions_lost: lost,
-            } => {
-                subscriptions_lost = *lost;
-                self.update(|s| s.ib_connectivity_lost = false);
-            }
+            NoticeEffect::IbConnectivityRestored { .. } => self.update(|s| {
+                s.ib_connectivity_lost = false;
+                // Data flows again: whatever competed for it is gone.
+                s.competing_session = false;
+            }),
             NoticeEffect::FarmDown { farm } | NoticeEffect::FarmOk { farm } => {
                 let ok = matches!(effect, NoticeEffect::FarmOk { .. });
                 self.update(|s| {
                     s.farms.insert(
-                        farm.clone(),
+                        farm.name.clone(),
                         FarmStatus {
                             ok,
                             code,
                             time: now,
                         },
                     );
+                    if ok && farm.kind.is_some() {
+                        // A market-data farm serving this login again ends the
+                        // competing session.
+                        s.competing_session = false;
+                    }
                 });
             }
             NoticeEffect::CompetingSession => self.update(|s| {
                 s.competing_session = true;
-                s.last_error = Some(LastError {
-                    code: Some(code),
-                    message: message.to_owned(),
-                    time: now,
-                });
+                s.last_error = Some(error());
             }),
-            NoticeEffect::ClientIdInUse => self.update(|s| {
-                s.last_error = Some(LastError {
-                    code: Some(code),
-                    message: message.to_owned(),
-                    time: now,
-                })
-            }),
+            NoticeEffect::ClientIdInUse => self.update(|s| s.last_error = Some(error())),
         }
         tracing::info!(code, notice = message, "IB notice");
         self.record(SessionEventKind::Notice, Some(code), message.to_owned());
-        subscriptions_lost
     }
 
     fn record(&self, kind: SessionEventKind, code: Option<i32>, message: String) {

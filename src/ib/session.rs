@@ -4,14 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::backend::{SessionBackend, SessionProfile, spawn_event_writer};
 use super::backoff::Backoff;
+use super::data_type::DataTypeSwitch;
 use super::error::SessionError;
 use super::health::HealthSettings;
 use super::link::{Link, LinkWatch};
+use super::notices::SessionNotice;
 use super::pacer::MessagePacer;
 use super::state::SessionStatus;
 use super::supervisor::Supervisor;
@@ -61,7 +63,12 @@ pub struct Session {
     status: watch::Receiver<SessionStatus>,
     link: LinkWatch,
     pacer: MessagePacer,
+    notices: broadcast::Sender<SessionNotice>,
+    data_types: DataTypeSwitch,
 }
+
+/// Classified notices that may wait for a slow follower before the oldest are dropped.
+const NOTICE_QUEUE: usize = 256;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,14 +97,20 @@ impl Session {
         }
         metrics.connection_state.set(initial.state.code());
         let (status_tx, status_rx) = watch::channel(initial);
+        let status_tx = Arc::new(status_tx);
         let (link_tx, link_rx) = watch::channel::<Option<Link>>(None);
+        // IB's documented rate until the first attempt reads the active profile's.
         let pacer = MessagePacer::new(50, metrics.clone());
+        let (notices, _) = broadcast::channel(NOTICE_QUEUE);
+        let data_types = DataTypeSwitch::new(pacer.clone(), status_tx.clone());
         let (events, writer) = spawn_event_writer(backend.clone());
         let supervisor = Supervisor::new(super::supervisor::Parts {
             backend,
             settings,
             metrics,
             pacer: pacer.clone(),
+            notices: notices.clone(),
+            data_types: data_types.clone(),
             status: status_tx,
             link: link_tx,
             events,
@@ -113,6 +126,8 @@ impl Session {
             status: status_rx,
             link: link_rx,
             pacer,
+            notices,
+            data_types,
         };
         (session, task)
     }
@@ -132,10 +147,21 @@ impl Session {
         self.link.clone()
     }
 
-    /// Note here every message sent through the session's client, so the reported
-    /// rate-limiter delay covers it.
+    /// The pacer every message sent through the session's client waits for, at the
+    /// active profile's rate.
     pub fn pacer(&self) -> MessagePacer {
         self.pacer.clone()
+    }
+
+    /// IB's notices, classified once, from now on: every session's, each stamped with
+    /// its link generation.
+    pub fn notices(&self) -> broadcast::Receiver<SessionNotice> {
+        self.notices.subscribe()
+    }
+
+    /// The one way to ask the gateway for a market-data type.
+    pub fn data_types(&self) -> DataTypeSwitch {
+        self.data_types.clone()
     }
 
     /// Wants a session with the active profile; resets the circuit breaker. Answers once

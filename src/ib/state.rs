@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::store::MarketDataType;
+use crate::market_data_type::MarketDataType;
 
 /// The session's state machine:
 /// `Disconnected → Connecting → Connected → Reconnecting → … (Failed while the circuit is open)`.
@@ -116,7 +116,9 @@ pub struct SessionStatus {
     pub ib_connectivity_lost: bool,
     /// Increases with every (re)established session.
     pub generation: u64,
-    pub market_data_type: MarketDataType,
+    /// The type the session last asked the gateway for (`reqMarketDataType`), `None`
+    /// before it asked; a fallback to delayed data shows here, not the profile's type.
+    pub market_data_type: Option<MarketDataType>,
     /// Messages per second allowed by the active rate limiter.
     pub message_rate: u32,
 }
@@ -144,7 +146,7 @@ impl SessionStatus {
             competing_session: false,
             ib_connectivity_lost: false,
             generation: 0,
-            market_data_type: MarketDataType::Live,
+            market_data_type: None,
             message_rate: 0,
         }
     }
@@ -155,7 +157,6 @@ impl SessionStatus {
         self.host = profile.endpoint.host.clone();
         self.port = profile.endpoint.port;
         self.client_id = profile.endpoint.client_id;
-        self.market_data_type = profile.market_data_type;
         self.message_rate = profile.message_rate;
     }
 

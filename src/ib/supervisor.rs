@@ -17,16 +17,19 @@ use std::time::Duration;
 use ibapi::subscriptions::NoticeStream;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::backend::{SessionBackend, SessionEvent};
 use super::circuit::CircuitBreaker;
+use super::data_type::DataTypeSwitch;
 use super::error::SessionError;
 use super::link::Link;
+use super::notices::SessionNotice;
 use super::pacer::MessagePacer;
 use super::reporter::Reporter;
 use super::session::{Command, Reply, SessionSettings};
 use super::state::{CircuitState, ConnectionState, SessionStatus};
+use crate::market_data_type::MarketDataType;
 use crate::metrics::Metrics;
 
 mod connect;
@@ -40,7 +43,9 @@ pub(crate) struct Parts {
     pub settings: SessionSettings,
     pub metrics: Arc<Metrics>,
     pub pacer: MessagePacer,
-    pub status: watch::Sender<SessionStatus>,
+    pub notices: broadcast::Sender<SessionNotice>,
+    pub data_types: DataTypeSwitch,
+    pub status: Arc<watch::Sender<SessionStatus>>,
     pub link: watch::Sender<Option<Link>>,
     pub events: mpsc::Sender<SessionEvent>,
     pub commands: mpsc::Receiver<Command>,
@@ -62,6 +67,8 @@ enum Next {
 struct Live {
     client: Arc<ibapi::Client>,
     notices: NoticeStream,
+    /// The profile's type, asked for at the start of every session on this client.
+    market_data_type: MarketDataType,
 }
 
 /// What interrupted a wait.
@@ -77,6 +84,8 @@ pub(crate) struct Supervisor {
     settings: SessionSettings,
     metrics: Arc<Metrics>,
     pacer: MessagePacer,
+    notices: broadcast::Sender<SessionNotice>,
+    data_types: DataTypeSwitch,
     report: Reporter,
     link: watch::Sender<Option<Link>>,
     commands: mpsc::Receiver<Command>,
@@ -98,6 +107,8 @@ impl Supervisor {
             report: Reporter::new(parts.status, parts.events, parts.metrics.clone()),
             metrics: parts.metrics,
             pacer: parts.pacer,
+            notices: parts.notices,
+            data_types: parts.data_types,
             link: parts.link,
             commands: parts.commands,
             rng: StdRng::from_os_rng(),
@@ -190,6 +201,32 @@ impl Supervisor {
             generation,
             client: client.clone(),
         }));
+    }
+
+    /// Asks the gateway for the profile's market-data type in the session just
+    /// published; a failure is reported, the session goes on with IB's default.
+    async fn request_data_type(&mut self, client: &Arc<ibapi::Client>, kind: MarketDataType) {
+        let link = Link {
+            generation: self.generation,
+            client: client.clone(),
+        };
+        if let Err(err) = self.data_types.hold().await.ensure(&link, kind).await {
+            self.report.error(
+                None,
+                &format!("requesting the market data type failed: {err}"),
+            );
+        }
+    }
+
+    /// Forgets what the ended session's notices and requests said: a new session
+    /// starts with every farm unknown, no competing session and IB connected.
+    fn forget_session(&self) {
+        self.report.update(|s| {
+            s.farms.clear();
+            s.competing_session = false;
+            s.ib_connectivity_lost = false;
+            s.market_data_type = None;
+        });
     }
 
     fn fail_waiters(&mut self, error: SessionError) {

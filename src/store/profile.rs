@@ -1,84 +1,11 @@
 //! The settings profile: where the gateway is and how to talk to it.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-/// Which market data IB should send (`reqMarketDataType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum MarketDataType {
-    /// Real-time streaming data; needs a live subscription.
-    #[default]
-    Live,
-    /// The last recorded values when the market is closed.
-    Frozen,
-    /// Delayed data, free for most instruments.
-    Delayed,
-    /// Delayed data, frozen when the market is closed.
-    DelayedFrozen,
-}
-
-impl MarketDataType {
-    /// Every variant, in IB code order.
-    pub const ALL: [MarketDataType; 4] = [
-        MarketDataType::Live,
-        MarketDataType::Frozen,
-        MarketDataType::Delayed,
-        MarketDataType::DelayedFrozen,
-    ];
-
-    /// IB's numeric code (1 live, 2 frozen, 3 delayed, 4 delayed-frozen).
-    pub fn ib_code(self) -> i32 {
-        match self {
-            MarketDataType::Live => 1,
-            MarketDataType::Frozen => 2,
-            MarketDataType::Delayed => 3,
-            MarketDataType::DelayedFrozen => 4,
-        }
-    }
-
-    /// The variant for IB's numeric code.
-    pub fn from_ib_code(code: i32) -> Option<MarketDataType> {
-        MarketDataType::ALL
-            .into_iter()
-            .find(|t| t.ib_code() == code)
-    }
-
-    /// The lower-case name used in configuration and the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MarketDataType::Live => "live",
-            MarketDataType::Frozen => "frozen",
-            MarketDataType::Delayed => "delayed",
-            MarketDataType::DelayedFrozen => "delayed-frozen",
-        }
-    }
-}
-
-impl fmt::Display for MarketDataType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MarketDataType {
-    type Err = ValidationError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
-        MarketDataType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == wanted)
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "market_data_type",
-                    format!("{s:?} is not one of live, frozen, delayed, delayed-frozen"),
-                )
-            })
-    }
-}
+pub use crate::market_data_type::MarketDataType;
 
 /// A field that failed validation, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -347,22 +274,5 @@ mod tests {
         p.validate().unwrap();
         p.host = "gw-1.internal.example.com".into();
         p.validate().unwrap();
-    }
-
-    #[test]
-    fn market_data_type_codes_and_names_round_trip() {
-        for t in MarketDataType::ALL {
-            assert_eq!(MarketDataType::from_ib_code(t.ib_code()), Some(t));
-            assert_eq!(t.to_string().parse::<MarketDataType>().unwrap(), t);
-        }
-        assert_eq!(
-            "DELAYED_FROZEN".parse::<MarketDataType>().unwrap(),
-            MarketDataType::DelayedFrozen
-        );
-        assert_eq!(MarketDataType::from_ib_code(0), None);
-        assert_eq!(
-            "x".parse::<MarketDataType>().unwrap_err().field,
-            "market_data_type"
-        );
     }
 }

@@ -47,7 +47,8 @@ async fn notices_become_status() {
     let (lost, _) = wait_for(&mut watch, "connectivity lost", |s| s.ib_connectivity_lost).await;
     assert_eq!(harness::state_of(&lost), pb::ConnectionState::Connected);
     harness::health_becomes(&health, "health NOT_SERVING", ServingStatus::NotServing).await;
-    // Restored with data lost: subscriptions must be made again, so a new generation.
+    // Restored with data lost: the same session goes on (the market-data layer renews
+    // its subscriptions from the notice), so the generation stays.
     control.inject_error(
         1101,
         "Connectivity between IB and TWS has been restored - data lost.",
@@ -57,9 +58,10 @@ async fn notices_become_status() {
         !s.ib_connectivity_lost
     })
     .await;
-    assert!(restored.generation > up.generation);
+    assert_eq!(restored.generation, up.generation);
     let link = h.server().context().link.borrow().clone().expect("link");
-    assert_eq!(link.generation, restored.generation);
+    assert_eq!(link.generation, up.generation);
+    assert!(!restored.competing_session, "restored connectivity ends it");
     harness::health_becomes(&health, "health SERVING", ServingStatus::Serving).await;
 
     harness::eventually("notices in the history", || {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use ibstream::api::ServerHandle;
 use ibstream::api::market_data::MarketDataSettings;
 use ibstream::config::Config;
-use ibstream::fanout::DataType;
 use ibstream::ib::SessionSettings;
 use ibstream::ib::backoff::Backoff;
 use ibstream::ib::health::HealthSettings;
@@ -19,7 +18,7 @@ use ibstream::metrics::Metrics;
 use ibstream::proto::ibstream::v1 as pb;
 use ibstream::proto::ibstream::v1::market_data_service_client::MarketDataServiceClient;
 use ibstream::sim::{SimConfig, SimHandle, Simulator};
-use ibstream::store::{MarketDataType, Store};
+use ibstream::store::Store;
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -86,12 +85,7 @@ pub async fn start_with(
     profile.line_budget = settings.fanout.line_budget as u32;
     profile.message_rate = settings.message_rate;
     profile.allow_delayed_fallback = settings.fanout.allow_delayed_fallback;
-    profile.market_data_type = match settings.fanout.data_type {
-        DataType::Live => MarketDataType::Live,
-        DataType::Frozen => MarketDataType::Frozen,
-        DataType::Delayed => MarketDataType::Delayed,
-        DataType::DelayedFrozen => MarketDataType::DelayedFrozen,
-    };
+    profile.market_data_type = settings.fanout.data_type;
     store.save_profile(&profile).await.expect("profile saved");
 
     let server = start_server(&store, &settings).await;

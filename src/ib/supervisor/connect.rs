@@ -16,7 +16,6 @@ use crate::ib::backend::SessionProfile;
 use crate::ib::connector::{self, ClientOptions, ConnectFailure, ConnectFailureKind};
 use crate::ib::error::SessionError;
 use crate::ib::state::{CircuitState, ConnectionState};
-use crate::store::MarketDataType;
 
 impl Supervisor {
     /// Attempts sessions (after the backoff or the circuit's cool-down unless
@@ -145,29 +144,17 @@ impl Supervisor {
     ) -> Next {
         self.circuit.record_success();
         self.pacer.reset(profile.message_rate);
-        self.pacer.note_send();
-        if let Err(err) = client
-            .switch_market_data_type(ibapi_market_data_type(profile.market_data_type))
-            .await
-        {
-            self.report.error(
-                None,
-                &format!("requesting the market data type failed: {err}"),
-            );
-        }
         let client = Arc::new(client);
         let server_version = client.server_version();
         let accounts = client.handshake_managed_accounts().to_vec();
         let rate = self.pacer.rate();
+        self.forget_session();
         self.report.update(|s| {
             s.server_version = Some(server_version);
             s.managed_accounts = accounts;
             s.reconnect_attempt = 0;
             s.circuit = CircuitState::Closed;
             s.next_retry = None;
-            s.competing_session = false;
-            s.ib_connectivity_lost = false;
-            s.farms.clear();
             s.message_rate = rate;
         });
         if self.was_connected {
@@ -175,22 +162,18 @@ impl Supervisor {
         }
         self.was_connected = true;
         self.publish_link(&client);
+        self.request_data_type(&client, profile.market_data_type)
+            .await;
         self.report
             .set_state(ConnectionState::Connected, "session established");
         let status = self.report.snapshot();
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(Ok(status.clone()));
         }
-        Next::Live(Live { client, notices })
-    }
-}
-
-fn ibapi_market_data_type(kind: MarketDataType) -> ibapi::market_data::MarketDataType {
-    use ibapi::market_data::MarketDataType as T;
-    match kind {
-        MarketDataType::Live => T::Realtime,
-        MarketDataType::Frozen => T::Frozen,
-        MarketDataType::Delayed => T::Delayed,
-        MarketDataType::DelayedFrozen => T::DelayedFrozen,
+        Next::Live(Live {
+            client,
+            notices,
+            market_data_type: profile.market_data_type,
+        })
     }
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{CLOSE_TIMEOUT, Live, Next, Supervisor};
 use crate::ib::health::{self, HealthReport, MissCounter};
-use crate::ib::notices::{self, NoticeEffect};
+use crate::ib::notices::{self, NoticeEffect, SessionNotice};
 use crate::ib::session::Command;
 use crate::ib::state::ConnectionState;
 
@@ -45,19 +45,27 @@ impl Supervisor {
                     let effect = notices::classify(notice.code, &notice.message);
                     if effect == NoticeEffect::TransportReconnected {
                         let seen_through_wait = std::mem::take(&mut reconnect_notice_expected);
-                        if library_reconnect.take().is_some() || !seen_through_wait {
+                        let drop_seen = library_reconnect.take().is_some();
+                        if drop_seen || !seen_through_wait {
                             // The notice overtook `wait_connected`, or the socket dropped
                             // and came back between two polls.
+                            if !drop_seen {
+                                self.forget_session();
+                            }
                             self.report.set_state(ConnectionState::Reconnecting, "the gateway connection dropped");
-                            self.library_reconnected(&live);
+                            self.library_reconnected(&live).await;
                             misses = MissCounter::default();
                             monitor = Some(AbortOnDrop(self.spawn_health(&live, &health_tx)));
                         }
-                    } else if self.report.notice(notice.code, &notice.message, &effect) {
-                        // IB dropped every subscription: a new generation makes the
-                        // market-data layer request them again.
-                        self.publish_link(&live.client);
+                    } else {
+                        self.report.notice(notice.code, &notice.message, &effect);
                     }
+                    // Nobody listening is fine: the fan-out may not be running.
+                    let _ = self.notices.send(SessionNotice {
+                        generation: self.generation,
+                        code: notice.code,
+                        effect,
+                    });
                 }
                 report = health_rx.recv() => {
                     let Some(report) = report else { continue };
@@ -74,7 +82,7 @@ impl Supervisor {
                     match outcome {
                         Ok(()) => {
                             reconnect_notice_expected = true;
-                            self.library_reconnected(&live);
+                            self.library_reconnected(&live).await;
                             misses = MissCounter::default();
                             monitor = Some(AbortOnDrop(self.spawn_health(&live, &health_tx)));
                         }
@@ -89,6 +97,7 @@ impl Supervisor {
                     if library_reconnect.is_none() && !live.client.is_connected() {
                         monitor = None;
                         self.link.send_replace(None);
+                        self.forget_session();
                         self.report.error(None, "the connection to the gateway dropped; the IB client is reconnecting");
                         self.report.set_state(ConnectionState::Reconnecting, "the gateway connection dropped");
                         let client = live.client.clone();
@@ -127,16 +136,17 @@ impl Supervisor {
         misses.record(report, self.settings.health.max_missed)
     }
 
-    /// `ibapi` re-established the socket on the same client.
-    fn library_reconnected(&mut self, live: &Live) {
+    /// `ibapi` re-established the socket on the same client: a new TWS session.
+    async fn library_reconnected(&mut self, live: &Live) {
         self.metrics.reconnects.inc();
         let server_version = live.client.server_version();
         self.report.update(|s| {
             s.server_version = Some(server_version);
             s.reconnect_attempt = 0;
-            s.ib_connectivity_lost = false;
         });
         self.publish_link(&live.client);
+        self.request_data_type(&live.client, live.market_data_type)
+            .await;
         self.report.set_state(
             ConnectionState::Connected,
             "the IB client re-established the session",

@@ -178,3 +178,53 @@ async fn streams_per_key_are_limited() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _again = quoting(&mut client, &["AAPL"]).await;
 }
+
+#[tokio::test]
+async fn cancels_and_look_ups_wait_for_the_same_pacer() {
+    // A gateway that enforces a budget of 10 messages a second, and a profile that
+    // says so: every request, cancel, look-up and heartbeat must share it.
+    const RATE: u32 = 10;
+    let mut s = settings();
+    s.message_rate = RATE;
+    let h = start_with(|c| c.max_messages_per_second = RATE, s).await;
+    let mut client = h.client().await;
+    let symbols = ["AAPL", "MSFT", "SPY", "QQQ", "IWM", "NVDA"];
+    let mut quotes = stream(
+        &mut client,
+        symbols.iter().map(|s| stock(s)).collect(),
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    until_quoted(&mut quotes, symbols.len()).await;
+    // Unknown symbols: each look-up is a request IB refuses, then a cancel; all at once.
+    let look_ups = (0..6).map(|i| {
+        let mut c = client.clone();
+        async move {
+            c.resolve_contract(pb::ResolveContractRequest {
+                instrument: Some(stock(&format!("NOSUCH{i}"))),
+            })
+            .await
+        }
+    });
+    for outcome in futures::future::join_all(look_ups).await {
+        assert_eq!(outcome.unwrap_err().code(), tonic::Code::NotFound);
+    }
+    // Releasing every instrument at once sends its cancels after the linger.
+    drop(quotes);
+    wait_for_stats(&h.sim, "all cancelled", |st| {
+        st.active_market_data_subscriptions == 0
+    })
+    .await;
+    let stats = h.sim.control().stats();
+    assert_eq!(
+        stats.requests_by_type.get("CancelContractData"),
+        Some(&6),
+        "each refused look-up was cancelled: {stats:?}"
+    );
+    assert!(
+        stats.peak_messages_per_second <= RATE,
+        "peak {} msg/s: {stats:?}",
+        stats.peak_messages_per_second
+    );
+    assert_eq!(stats.errors_sent.get(&100), None, "no pacing violation");
+}

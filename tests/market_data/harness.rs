@@ -132,6 +132,27 @@ impl Harness {
         .await;
     }
 
+    /// The session's current status.
+    pub fn session_status(&self) -> ibstream::ib::SessionStatus {
+        self.server
+            .as_ref()
+            .expect("server running")
+            .context()
+            .session
+            .status()
+    }
+
+    /// `reqMktData` requests the simulator received so far.
+    pub fn market_data_requests(&self) -> u64 {
+        self.sim
+            .control()
+            .stats()
+            .requests_by_type
+            .get("RequestMarketData")
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// A gRPC client with a small flow-control window, so a client that stops reading
     /// stops the server quickly (as a slow client on a real network does).
     pub async fn client(&self) -> MarketDataServiceClient<Channel> {

@@ -255,3 +255,52 @@ async fn resolved_contracts_survive_a_restart() {
         "the second server asked IB nothing: {stats:?}"
     );
 }
+
+#[tokio::test]
+async fn status_shows_the_market_data_type_last_sent_to_the_gateway() {
+    use ibstream::proto::ibstream::v1::connection_service_client::ConnectionServiceClient;
+    let h = start_with(|c| c.no_live_permission = vec!["MSFT".into()], settings()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", h.addr))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("gRPC connects");
+    let connection = ConnectionServiceClient::new(channel);
+    let sent_type = |mut c: ConnectionServiceClient<tonic::transport::Channel>| async move {
+        c.get_status(pb::GetStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .market_data_type
+    };
+    // The profile's type, asked for when the session started.
+    assert_eq!(
+        sent_type(connection.clone()).await,
+        pb::MarketDataType::Live as i32
+    );
+
+    // Live data refused: the fan-out falls back to delayed data, and the status shows
+    // what was sent, not the profile's type.
+    let mut client = h.client().await;
+    let mut delayed = stream(
+        &mut client,
+        vec![stock("MSFT")],
+        pb::DataPolicy::LiveOrDelayed,
+    )
+    .await;
+    read_until(&mut delayed, |m| {
+        quote_of(m).is_some_and(|q| q.market_data_type == pb::MarketDataType::Delayed as i32)
+    })
+    .await;
+    assert_eq!(
+        sent_type(connection.clone()).await,
+        pb::MarketDataType::Delayed as i32
+    );
+
+    // A live subscription switches the session back.
+    let _live = quoting(&mut client, &["AAPL"]).await;
+    assert_eq!(
+        sent_type(connection.clone()).await,
+        pb::MarketDataType::Live as i32
+    );
+}

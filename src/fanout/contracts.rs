@@ -1,15 +1,23 @@
 //! Contract look-ups through a cache in memory and in the store, so neither repeated
-//! requests nor a restart repeat IB look-ups.
+//! requests nor a restart repeat IB look-ups. Contracts IB does not know are remembered
+//! briefly too ([`NOT_FOUND_TTL`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::time::Instant;
 
 use super::error::FanoutError;
 use super::source::{MarketDataSource, SourceError};
 use super::types::{ChainParams, ContractDetails, ContractSpec, Right, SecType, SymbolMatch};
+
+/// How long an answer "IB knows no such contract" is believed without asking IB again.
+/// Long enough that a client repeating hundreds of unknown symbols costs no IB requests
+/// (each would be a request and a cancel against the message budget); short because IB
+/// lists new contracts during the day (new expiries, new listings).
+pub const NOT_FOUND_TTL: Duration = Duration::from_secs(60);
 
 /// Durable cache of contract details (the store's contract table in production).
 pub trait ContractStore: Send + Sync + 'static {
@@ -26,6 +34,8 @@ pub struct Contracts {
     /// Option contracts listed per underlying, expiry and right (memory only: listings change).
     listings: Mutex<HashMap<String, Arc<Vec<Arc<ContractDetails>>>>>,
     chains: Mutex<HashMap<i64, Arc<Vec<ChainParams>>>>,
+    /// Look-ups IB answered with "not found", with when the answer expires.
+    not_found: Mutex<HashMap<String, (Instant, FanoutError)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -50,6 +60,7 @@ impl Contracts {
             memory: Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
+            not_found: Mutex::new(HashMap::new()),
         }
     }
 
@@ -68,10 +79,18 @@ impl Contracts {
         {
             return Ok(self.remember(&key, Arc::new(details)));
         }
-        let found = self.source.contract_details(spec, self.deadline).await?;
-        let first = found.into_iter().next().ok_or_else(|| {
-            FanoutError::NotFound(format!("no contract matches {}", describe(spec)))
-        })?;
+        if let Some(miss) = self.recent_miss(&key) {
+            return Err(miss);
+        }
+        let first = match self.look_up(spec).await {
+            Ok(first) => first,
+            Err(e) => {
+                if matches!(e, FanoutError::NotFound(_)) {
+                    self.remember_miss(&key, &e);
+                }
+                return Err(e);
+            }
+        };
         let details = self.remember(&key, Arc::new(first));
         if let Some(store) = &self.store {
             store.save(&key, &details).await;
@@ -80,6 +99,31 @@ impl Contracts {
                 .await;
         }
         Ok(details)
+    }
+
+    /// The first contract IB lists for `spec`.
+    async fn look_up(&self, spec: &ContractSpec) -> Result<ContractDetails, FanoutError> {
+        let found = self.source.contract_details(spec, self.deadline).await?;
+        found
+            .into_iter()
+            .next()
+            .ok_or_else(|| FanoutError::NotFound(format!("no contract matches {}", describe(spec))))
+    }
+
+    /// IB's "not found" for `key`, while it is fresh.
+    fn recent_miss(&self, key: &str) -> Option<FanoutError> {
+        let misses = lock(&self.not_found);
+        let (until, error) = misses.get(key)?;
+        (Instant::now() < *until).then(|| error.clone())
+    }
+
+    fn remember_miss(&self, key: &str, error: &FanoutError) {
+        let now = Instant::now();
+        let mut misses = lock(&self.not_found);
+        // Expired answers go as new ones come, so the map stays as small as the
+        // unknown symbols asked for within one TTL.
+        misses.retain(|_, (until, _)| *until > now);
+        misses.insert(key.to_owned(), (now + NOT_FOUND_TTL, error.clone()));
     }
 
     fn remember(&self, key: &str, details: Arc<ContractDetails>) -> Arc<ContractDetails> {
@@ -209,4 +253,30 @@ pub fn describe(spec: &ContractSpec) -> String {
         });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::fake::FakeSource;
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_contracts_are_not_asked_for_again_until_the_answer_expires() {
+        let source = FakeSource::new();
+        let contracts = Contracts::new(source.clone(), None, Duration::from_secs(5));
+        let unknown = ContractSpec {
+            symbol: "NOSUCH".into(),
+            ..ContractSpec::default()
+        };
+        let requests = || *source.detail_requests.lock().unwrap();
+        for _ in 0..3 {
+            let err = contracts.resolve(&unknown).await.unwrap_err();
+            assert!(matches!(err, FanoutError::NotFound(_)), "{err:?}");
+        }
+        assert_eq!(requests(), 1, "one IB look-up for three requests");
+
+        tokio::time::advance(NOT_FOUND_TTL).await;
+        assert!(contracts.resolve(&unknown).await.is_err());
+        assert_eq!(requests(), 2, "asked again once the answer expired");
+    }
 }

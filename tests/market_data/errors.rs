@@ -304,3 +304,31 @@ async fn status_shows_the_market_data_type_last_sent_to_the_gateway() {
         pb::MarketDataType::Live as i32
     );
 }
+
+#[tokio::test]
+async fn repeated_unknown_symbols_cost_one_ib_look_up_each() {
+    let h = start().await;
+    let mut client = h.client().await;
+    let unknown: Vec<_> = (0..20).map(|i| stock(&format!("NOSUCH{i}"))).collect();
+    for _ in 0..3 {
+        for instrument in &unknown {
+            let err = client
+                .resolve_contract(pb::ResolveContractRequest {
+                    instrument: Some(instrument.clone()),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::NotFound, "{err:?}");
+        }
+    }
+    // Each refused look-up is cancelled at IB once (after its pacer slot).
+    let count = |stats: &ibstream::sim::SimStats, name: &str| {
+        stats.requests_by_type.get(name).copied().unwrap_or(0)
+    };
+    wait_for_stats(&h.sim, "every refused look-up cancelled", |st| {
+        count(st, "CancelContractData") == 20
+    })
+    .await;
+    let stats = h.sim.control().stats();
+    assert_eq!(count(&stats, "RequestContractData"), 20, "{stats:?}");
+}

@@ -3,7 +3,6 @@
 //! type goes through the session's switch, and data notices are the session's
 //! classified notices.
 
-use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -161,28 +160,14 @@ impl<S: Send + 'static> Paced<S> {
         }
     }
 
+    /// The subscription; `None` only while it is being dropped.
+    fn get_mut(&mut self) -> Option<&mut S> {
+        self.sub.as_mut()
+    }
+
     /// IB ended the request: dropping needs no slot.
     fn ended(mut self) {
         self.ended = true;
-    }
-}
-
-impl<S: Send + 'static> Deref for Paced<S> {
-    type Target = S;
-
-    fn deref(&self) -> &S {
-        // Only `Drop` takes the subscription out.
-        self.sub
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("taken only on drop"))
-    }
-}
-
-impl<S: Send + 'static> DerefMut for Paced<S> {
-    fn deref_mut(&mut self) -> &mut S {
-        self.sub
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("taken only on drop"))
     }
 }
 
@@ -200,6 +185,13 @@ impl<S: Send + 'static> Drop for Paced<S> {
             });
         }
     }
+}
+
+/// The next item of a paced market-data subscription.
+async fn next_item(
+    paced: &mut Paced<Subscription<TickTypes>>,
+) -> Option<Result<SubscriptionItem<TickTypes>, ibapi::Error>> {
+    paced.get_mut()?.next().await
 }
 
 impl Shared {
@@ -265,7 +257,10 @@ impl Stream for PacedTicks {
             if this.done {
                 return Poll::Ready(None);
             }
-            match this.sub.poll_next_unpin(cx) {
+            let Some(sub) = this.sub.get_mut() else {
+                return Poll::Ready(None);
+            };
+            match sub.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     this.done = true;
@@ -349,7 +344,7 @@ impl MarketDataSource for IbSource {
             let collect = async {
                 let mut sub = shared.open(None, contract, data_type, true).await?;
                 let mut ticks = Vec::new();
-                while let Some(item) = sub.next().await {
+                while let Some(item) = next_item(&mut sub).await {
                     match item {
                         Ok(SubscriptionItem::Data(TickTypes::SnapshotEnd)) => {
                             sub.ended();
@@ -385,9 +380,12 @@ impl MarketDataSource for IbSource {
                 .await
                 .map_err(|e| error_from_ib(&e))?;
             // A look-up that fails (unknown contract, deadline) is cancelled at IB.
-            let mut sub = Paced::new(sub, &shared.pacer);
+            let mut paced = Paced::new(sub, &shared.pacer);
+            let Some(sub) = paced.get_mut() else {
+                return Err(SourceError::LinkDown);
+            };
             let found = within(sub.collect_to_end_within(deadline).await, deadline)?;
-            sub.ended();
+            paced.ended();
             Ok(found.iter().map(details_from_ib).collect())
         }
         .boxed()

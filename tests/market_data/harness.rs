@@ -210,13 +210,32 @@ pub async fn quoting(
     client: &mut MarketDataServiceClient<Channel>,
     symbols: &[&str],
 ) -> QuoteStream {
+    quoted_by(client, symbols, 1).await
+}
+
+/// Opens a default-policy stream of these stocks and reads until every one has had a
+/// quote.
+pub async fn all_quoting(
+    client: &mut MarketDataServiceClient<Channel>,
+    symbols: &[&str],
+) -> QuoteStream {
+    quoted_by(client, symbols, symbols.len()).await
+}
+
+/// Opens a default-policy stream of these stocks and reads until `count` of them have
+/// had a quote.
+async fn quoted_by(
+    client: &mut MarketDataServiceClient<Channel>,
+    symbols: &[&str],
+    count: usize,
+) -> QuoteStream {
     let mut s = stream(
         client,
         symbols.iter().map(|s| stock(s)).collect(),
         pb::DataPolicy::Unspecified,
     )
     .await;
-    read_until(&mut s, |m| quote_of(m).is_some()).await;
+    until_quoted(&mut s, count).await;
     s
 }
 

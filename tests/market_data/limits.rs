@@ -136,17 +136,24 @@ async fn three_hundred_instruments_at_once_stay_within_the_message_rate() {
     assert!(delayed > 1_000_000, "rate-limiter delay {delayed} µs");
     // Releasing them all at once sends 300 cancels, paced as well.
     drop(s);
+    all_cancelled_within(&h, 50).await;
+}
+
+/// Waits until every subscription is cancelled, checks the gateway never saw more than
+/// `rate` messages in a second nor refused one for pacing, and returns its statistics.
+async fn all_cancelled_within(h: &Harness, rate: u32) -> ibstream::sim::SimStats {
     wait_for_stats(&h.sim, "all cancelled", |st| {
         st.active_market_data_subscriptions == 0
     })
     .await;
     let stats = h.sim.control().stats();
     assert!(
-        stats.peak_messages_per_second <= 50,
-        "peak {} msg/s",
+        stats.peak_messages_per_second <= rate,
+        "peak {} msg/s: {stats:?}",
         stats.peak_messages_per_second
     );
-    assert_eq!(stats.errors_sent.get(&100), None);
+    assert_eq!(stats.errors_sent.get(&100), None, "no pacing violation");
+    stats
 }
 
 #[tokio::test]
@@ -189,13 +196,7 @@ async fn cancels_and_look_ups_wait_for_the_same_pacer() {
     let h = start_with(|c| c.max_messages_per_second = RATE, s).await;
     let mut client = h.client().await;
     let symbols = ["AAPL", "MSFT", "SPY", "QQQ", "IWM", "NVDA"];
-    let mut quotes = stream(
-        &mut client,
-        symbols.iter().map(|s| stock(s)).collect(),
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    until_quoted(&mut quotes, symbols.len()).await;
+    let quotes = all_quoting(&mut client, &symbols).await;
     // Unknown symbols: each look-up is a request IB refuses, then a cancel; all at once.
     let look_ups = (0..6).map(|i| {
         let mut c = client.clone();
@@ -211,20 +212,10 @@ async fn cancels_and_look_ups_wait_for_the_same_pacer() {
     }
     // Releasing every instrument at once sends its cancels after the linger.
     drop(quotes);
-    wait_for_stats(&h.sim, "all cancelled", |st| {
-        st.active_market_data_subscriptions == 0
-    })
-    .await;
-    let stats = h.sim.control().stats();
+    let stats = all_cancelled_within(&h, RATE).await;
     assert_eq!(
         stats.requests_by_type.get("CancelContractData"),
         Some(&6),
         "each refused look-up was cancelled: {stats:?}"
     );
-    assert!(
-        stats.peak_messages_per_second <= RATE,
-        "peak {} msg/s: {stats:?}",
-        stats.peak_messages_per_second
-    );
-    assert_eq!(stats.errors_sent.get(&100), None, "no pacing violation");
 }

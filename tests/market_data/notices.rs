@@ -36,15 +36,7 @@ fn inject(h: &Harness, (code, message): (i32, &str)) {
 
 /// Opens a stream of the three stocks and reads until every one has a quote.
 async fn three_quoted(h: &Harness) -> QuoteStream {
-    let mut client = h.client().await;
-    let mut s = stream(
-        &mut client,
-        THREE.iter().map(|s| stock(s)).collect(),
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    until_quoted(&mut s, THREE.len()).await;
-    s
+    all_quoting(&mut h.client().await, &THREE).await
 }
 
 /// Reads until every instrument has sent a fresh (not stale) quote after resuming.
@@ -106,33 +98,35 @@ async fn instruments_are_requested_again_only_when_ib_dropped_them() {
     assert_eq!(h.sim.control().stats().active_market_data_subscriptions, 3);
 }
 
+/// IB reports a competing session: the status says so and every stream goes stale.
+async fn competing(h: &Harness, s: &mut QuoteStream) {
+    inject(h, COMPETING);
+    until_status_from(s, pb::InstrumentStatusKind::Stale, 3).await;
+    assert!(h.session_status().competing_session);
+}
+
 #[tokio::test]
 async fn a_competing_session_marks_streams_stale_while_it_lasts() {
     let h = start().await;
     let mut s = three_quoted(&h).await;
     let n = THREE.len() as u64;
 
-    // Ended by a market-data farm reporting OK.
-    inject(&h, COMPETING);
-    until_status_from(&mut s, pb::InstrumentStatusKind::Stale, 3).await;
-    assert!(h.session_status().competing_session);
-    inject(&h, FARM_OK);
-    until_status_from(&mut s, pb::InstrumentStatusKind::Resumed, 3).await;
-    assert!(!h.session_status().competing_session);
-
-    // Ended by IB reporting its connectivity back with the data kept.
-    inject(&h, COMPETING);
-    until_status_from(&mut s, pb::InstrumentStatusKind::Stale, 3).await;
-    assert!(h.session_status().competing_session);
-    inject(&h, RESTORED_DATA_KEPT);
-    until_status_from(&mut s, pb::InstrumentStatusKind::Resumed, 3).await;
-    assert!(!h.session_status().competing_session);
+    // Ended by a market-data farm reporting OK, or IB reporting its connectivity back
+    // with the data kept.
+    for ender in [FARM_OK, RESTORED_DATA_KEPT] {
+        competing(&h, &mut s).await;
+        inject(&h, ender);
+        until_status_from(&mut s, pb::InstrumentStatusKind::Resumed, 3).await;
+        assert!(
+            !h.session_status().competing_session,
+            "ended by {}",
+            ender.0
+        );
+    }
     requests_settle_at(&h, n, "a competing session costs no request").await;
 
     // Ended by a new session.
-    inject(&h, COMPETING);
-    until_status_from(&mut s, pb::InstrumentStatusKind::Stale, 3).await;
-    assert!(h.session_status().competing_session);
+    competing(&h, &mut s).await;
     h.sim.control().drop_connections();
     until_fresh_again(&mut s).await;
     assert!(!h.session_status().competing_session);

@@ -4,24 +4,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ibstream::proto::ibstream::v1 as pb;
-use ibstream::proto::ibstream::v1::market_data_service_client::MarketDataServiceClient;
-use tonic::transport::Channel;
 
 use crate::harness::*;
 
 const THREE: [&str; 3] = ["AAPL", "MSFT", "SPY"];
-
-/// Opens a stream of the three stocks and reads until every one has a quote.
-async fn all_quoted(client: &mut MarketDataServiceClient<Channel>) -> QuoteStream {
-    let mut s = stream(
-        client,
-        THREE.iter().map(|s| stock(s)).collect(),
-        pb::DataPolicy::Unspecified,
-    )
-    .await;
-    until_quoted(&mut s, THREE.len()).await;
-    s
-}
 
 /// Reads until every instrument went stale and then resumed with fresh quotes.
 async fn stale_then_fresh(s: &mut QuoteStream) {
@@ -58,7 +44,7 @@ async fn stale_then_fresh(s: &mut QuoteStream) {
 async fn streams_resume_after_the_connection_drops() {
     let h = start().await;
     let mut client = h.client().await;
-    let mut s = all_quoted(&mut client).await;
+    let mut s = all_quoting(&mut client, &THREE).await;
     assert_eq!(h.sim.control().stats().market_data_requests, 3);
     assert_eq!(h.sim.control().drop_connections(), 1);
     stale_then_fresh(&mut s).await;
@@ -74,7 +60,7 @@ async fn streams_resume_after_the_connection_drops() {
 async fn streams_resume_after_a_gateway_restart() {
     let h = start().await;
     let mut client = h.client().await;
-    let mut s = all_quoted(&mut client).await;
+    let mut s = all_quoting(&mut client, &THREE).await;
     h.sim.control().set_availability(Duration::from_secs(4));
     h.sim.control().drop_connections();
     stale_then_fresh(&mut s).await;

@@ -202,3 +202,64 @@ async fn a_non_loopback_address_without_keys_is_refused() {
         .unwrap()
         .unwrap();
 }
+
+/// Request bytes as given, whatever the method expects.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<()>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_arguments() {
+    let h = Harness::start().await;
+    let mut grpc = tonic::client::Grpc::new(h.channel().await);
+    // Field 1, length-delimited, with a length varint that never ends.
+    let garbage = vec![0x0a, 0xff, 0xff, 0xff];
+    for method in [
+        "/ibstream.v1.ConnectionService/GetSettings",
+        "/ibstream.v1.MarketDataService/GetQuotes",
+    ] {
+        grpc.ready().await.unwrap();
+        let err = grpc
+            .unary(
+                tonic::Request::new(garbage.clone()),
+                http::uri::PathAndQuery::from_static(method),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{method}: {err:?}");
+        assert!(err.message().contains("not a valid message"), "{err:?}");
+    }
+    h.shutdown().await;
+}

@@ -159,3 +159,28 @@ impl TestTarget {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_requests_name_the_field_as_field_colon_reason() {
+        let blank = pb::SetCredentialsRequest {
+            username: " ".into(),
+            password: "pw".into(),
+            ..Default::default()
+        };
+        let err = NewCredentials::try_from(blank).err().expect("refused");
+        assert_eq!(err.to_string(), "username: must not be empty");
+        let err = SettingsUpdate::try_from(pb::UpdateSettingsRequest::default()).unwrap_err();
+        assert_eq!(err.to_string(), "settings: must be set");
+        let page = pb::ListEventsRequest { page_size: 5000 };
+        assert_eq!(
+            event_page_size(&page).unwrap_err().to_string(),
+            "page_size: 5000 is not between 1 and 1000"
+        );
+        let unnamed = pb::ActivateProfileRequest::default();
+        assert_eq!(profile_to_activate(&unnamed).unwrap_err().field, "profile");
+    }
+}

@@ -187,6 +187,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_key_stands_until_it_is_revoked_or_gone() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let generated = crate::crypto::generate_api_key();
+        let key = crate::store::NewApiKey::from_generated(&generated, None, Scope::Read);
+        store.insert_api_key(&key).await.unwrap();
+        let keys = StoreKeys::new(store.clone());
+        assert_eq!(keys.still_valid(&key.id).await, Ok(()));
+        store.revoke_api_key(&key.id).await.unwrap();
+        assert_eq!(keys.still_valid(&key.id).await, Err(KeyRejection::Revoked));
+        assert_eq!(keys.still_valid("nope").await, Err(KeyRejection::Invalid));
+    }
+
+    #[tokio::test]
     async fn the_history_is_trimmed_to_its_limit() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let backend = StoreBackend::with_history_limit(store.clone(), 5);

@@ -97,12 +97,8 @@ impl From<StoreError> for Status {
 
 impl From<CryptoError> for Status {
     fn from(err: CryptoError) -> Status {
-        match err {
-            other => {
-                tracing::error!(error = %other, "credential sealing failed");
-                Status::internal("credentials could not be sealed or opened with the master key")
-            }
-        }
+        tracing::error!(error = %err, "credential sealing failed");
+        Status::internal("credentials could not be sealed or opened with the master key")
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Each gRPC method path maps to the access it needs ([`required_access`]); reflection
 //! and health need none. A verified key is cached for a few seconds so argon2 is not
-//! paid on every call, which also bounds how long a revoked key keeps working.
+//! paid on every call, which also bounds how long a revoked key keeps working for new
+//! calls; open streams re-check their key themselves ([`super::lifetime`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,8 +16,8 @@ use tower::Service;
 
 use super::middleware::{Middleware, MiddlewareFuture};
 
-/// Who is calling, attached to every authenticated request's extensions. The
-/// market-data service reads it to enforce streams per key.
+/// Who is calling, attached to every authenticated request's extensions. The stream
+/// gate ([`super::lifetime`]) reads it for streams per key and to re-check the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The key's public id (`anonymous` when the server runs without keys).

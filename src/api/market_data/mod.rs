@@ -219,7 +219,14 @@ impl MarketDataService for MarketData {
         let req = request.into_inner();
         let specs = self.specs(&req.instruments)?;
         let allow = self.allows_delayed(req.data_policy)?;
-        let stream = quote_stream(&self.parts, req.instruments, specs, allow);
+        let MarketDataParts {
+            fanout,
+            contracts,
+            metrics,
+            ..
+        } = &self.parts;
+        let requested = req.instruments;
+        let stream = quote_stream(fanout, contracts, metrics, requested, specs, allow);
         Ok(Response::new(guard.wrap(stream)))
     }
 

@@ -7,12 +7,12 @@ use futures::{StreamExt, stream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::MarketDataParts;
 use super::convert::{
     data_policy_from_pb, duration, greeks_to_pb, instrument_to_spec, quote_to_pb, spec_to_pb,
 };
 use crate::api::lifetime::BoxedStream;
 use crate::api::status::fanout_code;
+use crate::fanout::contracts::Contracts;
 use crate::fanout::{
     ChainEvent, ChainRequest, ContractSpec, Fanout, FanoutError, Reader, ReaderEvent, Right,
     StatusKind, StrikeSelection,
@@ -67,14 +67,15 @@ pub(crate) fn status_pb(
 /// The stream of `StreamQuotes`: the instruments are resolved inside it (failures become
 /// status events), their lines taken all at once, then the reader's events follow.
 pub(crate) fn quote_stream(
-    parts: &MarketDataParts,
+    fanout: &Fanout,
+    contracts: &Arc<Contracts>,
+    metrics: &Arc<Metrics>,
     requested: Vec<pb::Instrument>,
     specs: Vec<ContractSpec>,
     allow_delayed: bool,
 ) -> BoxedStream<pb::StreamQuotesResponse> {
-    let (fanout, contracts) = (parts.fanout.clone(), parts.contracts.clone());
-    let metrics = parts.metrics.clone();
-    let reader_metrics = metrics.clone();
+    let (fanout, contracts) = (fanout.clone(), contracts.clone());
+    let (metrics, reader_metrics) = (metrics.clone(), metrics.clone());
     let setup = async move {
         let resolved = futures::future::join_all(specs.iter().map(|s| contracts.resolve(s))).await;
         let mut initial = Vec::new();

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use ibstream::api::{Server, ServerOptions};
+use ibstream::app::{App, ServerOptions};
 use ibstream::config::Config;
-use ibstream::crypto::{self, MasterKeySource, MasterSecret, Scope};
+use ibstream::crypto::{MasterKeySource, MasterSecret, Scope};
 use ibstream::proto::ibstream::v1 as pb;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -190,12 +190,12 @@ async fn a_non_loopback_address_without_keys_is_refused() {
             session: harness::fast_session(),
         }
     };
-    let key = crypto::unlock(&store, &secret).await.unwrap();
-    let err = Server::start(options(false, key), None).await.unwrap_err();
+    let key = ibstream::store::unlock(&store, &secret).await.unwrap();
+    let err = App::start(options(false, key), None).await.unwrap_err();
     assert!(format!("{err:#}").contains("--insecure-no-auth"), "{err:#}");
 
-    let key = crypto::unlock(&store, &secret).await.unwrap();
-    let server = Server::start(options(true, key), None).await.unwrap();
+    let key = ibstream::store::unlock(&store, &secret).await.unwrap();
+    let server = App::start(options(true, key), None).await.unwrap();
     assert!(server.addr().ip().is_unspecified());
     tokio::time::timeout(Duration::from_secs(20), server.shutdown())
         .await

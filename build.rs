@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // with the transport constructor `connect(endpoint)`: clients are built with
         // `XClient::new(channel)` instead.
         .build_transport(false)
+        // Undecodable requests are the caller's mistake, not an internal error.
+        .codec_path("crate::proto::codec::ProtoCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use ibstream::api::{Server, ServerHandle, ServerOptions};
+use ibstream::api::ServerHandle;
+use ibstream::app::{App, ServerOptions};
 use ibstream::config::Config;
 use ibstream::crypto::{self, MasterKeySource, MasterSecret, Scope};
 use ibstream::ib::SessionSettings;
@@ -50,10 +51,12 @@ async fn start(session: SessionSettings) -> Setup {
     store.save_profile(&profile).await.expect("save");
     let secret =
         MasterSecret::load(&MasterKeySource::Secret("bench secret".into())).expect("secret");
-    let master_key = crypto::unlock(&store, &secret).await.expect("unlock");
+    let master_key = ibstream::store::unlock(&store, &secret)
+        .await
+        .expect("unlock");
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
-    let server = Server::start(
+    let server = App::start(
         ServerOptions {
             config,
             store: store.clone(),

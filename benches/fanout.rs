@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use ibstream::api::StreamGate;
 use ibstream::api::market_data::{MarketData, MarketDataSettings};
+use ibstream::app::market_data_parts;
 use ibstream::fanout::{ContractSpec, MarketDataSource};
 use ibstream::metrics::Metrics;
 use ibstream::proto::ibstream::v1 as pb;
@@ -92,7 +94,9 @@ fn ibstream_server(interval: Duration) -> (MarketDataServiceServer<MarketData>, 
     let mut settings = MarketDataSettings::default();
     settings.fanout.line_budget = 100_000;
     settings.max_instruments_per_request = 100_000;
-    let api = MarketData::new(source, None, settings, Arc::new(Metrics::default()));
+    let metrics = Arc::new(Metrics::default());
+    let gate = StreamGate::standalone(metrics.clone());
+    let api = MarketData::new(market_data_parts(source, None, settings, metrics, gate));
     (api.clone().into_service(), api)
 }
 

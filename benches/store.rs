@@ -69,14 +69,18 @@ async fn store_costs(label: &str, url: &str) {
     report("open + migrate + seed (first time)", 1, start.elapsed());
     let secret = MasterSecret::load(&MasterKeySource::Secret("bench".into())).expect("secret");
     let start = Instant::now();
-    crypto::unlock(&store, &secret).await.expect("unlock");
+    ibstream::store::unlock(&store, &secret)
+        .await
+        .expect("unlock");
     report(
         "unlock, first start (derive + store check)",
         1,
         start.elapsed(),
     );
     let start = Instant::now();
-    crypto::unlock(&store, &secret).await.expect("unlock");
+    ibstream::store::unlock(&store, &secret)
+        .await
+        .expect("unlock");
     report("unlock, later start (derive + verify)", 1, start.elapsed());
 
     timed("record_event", 1000, |i| {

@@ -342,14 +342,6 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join(crate::crypto::MASTER_KEY_FILE_NAME))
     }
 
-    /// The database URL in use: `database_url`, or the SQLite file in the data
-    /// directory.
-    pub fn effective_database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| crate::store::sqlite_url(&crate::store::sqlite_path(&self.data_dir)))
-    }
-
     /// Whether TLS is configured.
     pub fn tls_enabled(&self) -> bool {
         self.server.tls_cert.is_some() && self.server.tls_key.is_some()

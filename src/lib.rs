@@ -9,17 +9,20 @@
 //! - [`fanout`]: one IB subscription per instrument, shared by every stream on it:
 //!   reference counts, last-value cache, conflation, resubscription, line budget.
 //! - [`greeks`]: Black-Scholes prices, Greeks and implied volatility.
-//! - [`api`]: the tonic services, the auth layer and the one mapping of errors to
-//!   `tonic::Status`.
+//! - [`api`]: the tonic services, the auth layer, the one lifetime of server streams and
+//!   the one mapping of errors to `tonic::Status`, over parts built elsewhere.
+//! - [`app`]: assembles the running server: store-backed session, IB source, fan-out,
+//!   contract cache, market-data settings following the active profile.
 //! - [`store`], [`migrations`], [`crypto`], [`config`]: settings profiles, sealed
 //!   credentials, API keys, connection history and contract cache in SQLite or
-//!   PostgreSQL; layered configuration.
+//!   PostgreSQL; layered configuration. `store` uses `crypto` and neither uses `config`.
 //! - [`market_data_type`]: the kind of market data asked of IB, shared by every layer.
 //! - [`metrics`]: counters and gauges shared by every layer, rendered for Prometheus.
-//! - [`cli`]: the `ibstream` command line.
+//! - [`cli`]: the `ibstream` command line; `serve` and `demo` start [`app`].
 //! - [`proto`]: code generated from `proto/`.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;

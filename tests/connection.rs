@@ -22,6 +22,8 @@ mod secrets;
 mod session;
 #[path = "connection/settings.rs"]
 mod settings;
+#[path = "connection/streams.rs"]
+mod streams;
 #[path = "connection/test_connection.rs"]
 mod test_connection;
 #[path = "connection/tls.rs"]

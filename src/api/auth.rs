@@ -2,7 +2,8 @@
 //!
 //! Each gRPC method path maps to the access it needs ([`required_access`]); reflection
 //! and health need none. A verified key is cached for a few seconds so argon2 is not
-//! paid on every call, which also bounds how long a revoked key keeps working.
+//! paid on every call, which also bounds how long a revoked key keeps working for new
+//! calls; open streams re-check their key themselves ([`super::lifetime`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,8 +16,8 @@ use tower::Service;
 
 use super::middleware::{Middleware, MiddlewareFuture};
 
-/// Who is calling, attached to every authenticated request's extensions. The
-/// market-data service reads it to enforce streams per key.
+/// Who is calling, attached to every authenticated request's extensions. The stream
+/// gate ([`super::lifetime`]) reads it for streams per key and to re-check the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The key's public id (`anonymous` when the server runs without keys).
@@ -82,12 +83,28 @@ pub enum KeyRejection {
     Unavailable,
 }
 
+/// Why a request was refused before it reached a service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing API key: send `authorization: Bearer <key>`")]
+    MissingKey,
+    #[error("malformed authorization header: expected `Bearer <key>`")]
+    MalformedHeader,
+    #[error(transparent)]
+    Rejected(#[from] KeyRejection),
+    #[error("{path} needs an admin key; key {key_id} has read scope only")]
+    NeedsAdmin { path: String, key_id: String },
+}
+
 /// Verifies bearer tokens (implemented over the store).
 pub trait KeyVerifier: Send + Sync + 'static {
     /// Whether keys exist at all; without any, every caller is [`Identity::anonymous`].
     fn keys_required(&self) -> BoxFuture<'_, bool>;
     /// The identity a token belongs to.
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Identity, KeyRejection>>;
+    /// Whether the key `key_id` still stands (exists, not revoked). Open streams ask this
+    /// every second or so, so it must be cheap: a look-up by id, no hash check.
+    fn still_valid<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<(), KeyRejection>>;
 }
 
 /// How long a verified key is trusted without asking the store again.
@@ -123,55 +140,40 @@ impl Authenticator {
         &self,
         path: &str,
         authorization: Option<&str>,
-    ) -> Result<Option<Identity>, tonic::Status> {
+    ) -> Result<Option<Identity>, AuthError> {
         let access = required_access(path);
         if access == Access::Public {
             return Ok(None);
         }
         let identity = match authorization {
             None if !self.verifier.keys_required().await => Identity::anonymous(),
-            None => {
-                return Err(tonic::Status::unauthenticated(
-                    "missing API key: send `authorization: Bearer <key>`",
-                ));
-            }
+            None => return Err(AuthError::MissingKey),
             Some(header) => {
-                let token = bearer_token(header).ok_or_else(|| {
-                    tonic::Status::unauthenticated(
-                        "malformed authorization header: expected `Bearer <key>`",
-                    )
-                })?;
+                let token = bearer_token(header).ok_or(AuthError::MalformedHeader)?;
                 self.identify(token).await?
             }
         };
         if access == Access::Admin && !identity.admin {
-            return Err(tonic::Status::permission_denied(format!(
-                "{path} needs an admin key; key {} has read scope only",
-                identity.key_id
-            )));
+            return Err(AuthError::NeedsAdmin {
+                path: path.to_owned(),
+                key_id: identity.key_id,
+            });
         }
         Ok(Some(identity))
     }
 
-    async fn identify(&self, token: &str) -> Result<Identity, tonic::Status> {
+    async fn identify(&self, token: &str) -> Result<Identity, KeyRejection> {
         let now = Instant::now();
         if let Some(identity) = self.cached(token, now) {
             return Ok(identity);
         }
-        match self.verifier.verify(token).await {
-            Ok(identity) => {
-                let mut cache = self.lock();
-                if cache.len() >= KEY_CACHE_CAPACITY {
-                    cache.clear();
-                }
-                cache.insert(token.to_owned(), (identity.clone(), now));
-                Ok(identity)
-            }
-            Err(KeyRejection::Unavailable) => Err(tonic::Status::unavailable(
-                KeyRejection::Unavailable.to_string(),
-            )),
-            Err(rejection) => Err(tonic::Status::unauthenticated(rejection.to_string())),
+        let identity = self.verifier.verify(token).await?;
+        let mut cache = self.lock();
+        if cache.len() >= KEY_CACHE_CAPACITY {
+            cache.clear();
         }
+        cache.insert(token.to_owned(), (identity.clone(), now));
+        Ok(identity)
     }
 
     /// Trusts verified keys for `ttl` instead of [`KEY_CACHE_TTL`].
@@ -240,7 +242,8 @@ where
                     }
                     inner.call(request).await
                 }
-                Err(status) => {
+                Err(refusal) => {
+                    let status = tonic::Status::from(refusal);
                     tracing::info!(code = ?status.code(), reason = status.message(), "request refused");
                     Ok(status.into_http())
                 }
@@ -330,6 +333,14 @@ mod tests {
                 }
             })
         }
+        fn still_valid<'a>(&'a self, _key_id: &'a str) -> BoxFuture<'a, Result<(), KeyRejection>> {
+            Box::pin(async move {
+                match *self.revoked.lock().unwrap() {
+                    true => Err(KeyRejection::Revoked),
+                    false => Ok(()),
+                }
+            })
+        }
     }
 
     #[tokio::test]
@@ -351,16 +362,22 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            tonic::Status::from(denied).code(),
+            tonic::Code::PermissionDenied
+        );
         *verifier.revoked.lock().unwrap() = true;
         tokio::time::sleep(ttl + Duration::from_millis(5)).await;
         let revoked = auth
             .authorize(read, Some("Bearer read-key"))
             .await
             .unwrap_err();
-        assert_eq!(revoked.code(), tonic::Code::Unauthenticated);
+        assert_eq!(revoked, AuthError::Rejected(KeyRejection::Revoked));
         let missing = auth.authorize(read, None).await.unwrap_err();
-        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            tonic::Status::from(missing).code(),
+            tonic::Code::Unauthenticated
+        );
         assert!(
             auth.authorize("/grpc.health.v1.Health/Check", None)
                 .await

@@ -1,21 +1,16 @@
-//! What every service of the server shares.
+//! What `ConnectionService` is built from, assembled by [`crate::app`].
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
-use super::limits::StreamLimiter;
-use crate::config::Config;
+use super::lifetime::StreamGate;
 use crate::crypto::MasterKey;
 use crate::ib::{LinkWatch, Session};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// Shared state handed to each service when the server is assembled. Cheap to clone.
+/// Shared state handed to the connection service. Cheap to clone.
 #[derive(Clone)]
 pub struct ServerContext {
-    /// The effective configuration.
-    pub config: Arc<Config>,
     pub store: Store,
     /// Seals and opens stored credentials.
     pub master_key: Arc<MasterKey>,
@@ -24,18 +19,10 @@ pub struct ServerContext {
     /// The live `ibapi` client, `None` while there is none.
     pub link: LinkWatch,
     pub metrics: Arc<Metrics>,
-    /// Concurrent streams per API key; every server stream takes a permit
-    /// ([`StreamLimiter::acquire`] with the request's [`super::auth::identity_of`]).
-    pub streams: StreamLimiter,
-    /// Fires when the server starts shutting down: streams end with `UNAVAILABLE`.
-    pub shutdown: CancellationToken,
-}
-
-impl ServerContext {
+    /// Admits every server stream (permits, shutdown, revocation, gauge).
+    pub streams: StreamGate,
     /// Largest request message a service decodes (`server.max_request_bytes`).
-    pub fn max_request_bytes(&self) -> usize {
-        self.config.server.max_request_bytes
-    }
+    pub max_request_bytes: usize,
 }
 
 impl std::fmt::Debug for ServerContext {

@@ -1,14 +1,19 @@
-//! Conversions between the session's domain types and the public protobuf messages.
+//! Conversions between the session's domain types, their stored form and the public
+//! protobuf messages.
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::ib::probe::ProbeSuccess;
 use crate::ib::state::FarmStatus;
-use crate::ib::{CircuitState, ConnectionState, MessagePacer, SessionStatus};
-use crate::market_data_type::MarketDataType;
+use crate::ib::{
+    CircuitState, ConnectFailure, ConnectFailureKind, ConnectionState, Endpoint, MessagePacer,
+    SessionEvent, SessionEventKind, SessionProfile, SessionStatus,
+};
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
+use crate::store::{ConnectionEvent, MarketDataType, Profile};
 
 /// A protobuf timestamp.
 pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -135,6 +140,93 @@ pub fn connection_status(
             .map_or(pb::MarketDataType::Unspecified, market_data_type)
             as i32,
         ib_connectivity_lost: status.ib_connectivity_lost,
+    }
+}
+
+/// The session's parameters from a stored profile.
+pub fn session_profile(profile: &Profile) -> SessionProfile {
+    SessionProfile {
+        name: profile.name.clone(),
+        endpoint: Endpoint {
+            host: profile.host.clone(),
+            port: profile.port,
+            client_id: profile.client_id,
+        },
+        connection_timeout: profile.connection_timeout,
+        retry_attempts: profile.retry_attempts,
+        message_rate: profile.message_rate,
+        market_data_type: profile.market_data_type,
+    }
+}
+
+/// Event kinds as stored: a state change is stored under the state's name.
+pub fn event_kind(event: &SessionEvent) -> String {
+    match event.kind {
+        SessionEventKind::StateChanged => event.state.as_str().to_owned(),
+        SessionEventKind::Error => "error".to_owned(),
+        SessionEventKind::Notice => "notice".to_owned(),
+    }
+}
+
+/// The state a stored kind names, if it is a state change.
+pub fn state_of_kind(kind: &str) -> Option<ConnectionState> {
+    [
+        ConnectionState::Disconnected,
+        ConnectionState::Connecting,
+        ConnectionState::Connected,
+        ConnectionState::Reconnecting,
+        ConnectionState::Failed,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == kind)
+}
+
+impl From<ConnectionEvent> for pb::ConnectionEvent {
+    fn from(e: ConnectionEvent) -> pb::ConnectionEvent {
+        let state = state_of_kind(&e.kind);
+        let kind = match (state, e.kind.as_str()) {
+            (Some(_), _) => pb::ConnectionEventKind::StateChanged,
+            (None, "error") => pb::ConnectionEventKind::Error,
+            (None, "notice") => pb::ConnectionEventKind::Notice,
+            (None, _) => pb::ConnectionEventKind::Unspecified,
+        };
+        pb::ConnectionEvent {
+            time: Some(timestamp(e.at)),
+            kind: kind as i32,
+            state: state.map_or(pb::ConnectionState::Unspecified, connection_state) as i32,
+            profile: e.profile.unwrap_or_default(),
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+fn failure_reason(kind: ConnectFailureKind) -> pb::TestConnectionFailure {
+    match kind {
+        ConnectFailureKind::Refused => pb::TestConnectionFailure::Refused,
+        ConnectFailureKind::Timeout => pb::TestConnectionFailure::Timeout,
+        ConnectFailureKind::ClientIdInUse => pb::TestConnectionFailure::ClientIdInUse,
+        ConnectFailureKind::VersionMismatch => pb::TestConnectionFailure::VersionMismatch,
+        ConnectFailureKind::Other => pb::TestConnectionFailure::Other,
+    }
+}
+
+/// The result of a connection test, success or failure alike an answer.
+pub fn test_result(
+    outcome: Result<ProbeSuccess, ConnectFailure>,
+) -> pb::test_connection_response::Result {
+    use pb::test_connection_response::Result as R;
+    match outcome {
+        Ok(ok) => R::Success(pb::TestConnectionSuccess {
+            server_version: ok.server_version,
+            server_time: Some(timestamp(ok.server_time)),
+            managed_accounts: ok.managed_accounts,
+            round_trip_time: Some(duration(ok.round_trip)),
+        }),
+        Err(failure) => R::Failure(pb::TestConnectionError {
+            reason: failure_reason(failure.kind) as i32,
+            message: failure.message,
+        }),
     }
 }
 

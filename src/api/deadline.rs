@@ -35,10 +35,7 @@ where
         Box::pin(async move {
             match tokio::time::timeout(limit, future).await {
                 Ok(result) => result,
-                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
-                    "{path} took longer than the server's {limit:?} limit for unary calls"
-                ))
-                .into_http()),
+                Err(_) => Ok(super::status::deadline_exceeded(&path, limit).into_http()),
             }
         })
     }

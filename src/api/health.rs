@@ -8,19 +8,19 @@ use tonic_health::server::HealthReporter;
 
 use crate::ib::SessionStatus;
 
-use super::server::SERVED_SERVICES;
-
-/// Reports `status` for the server as a whole ("") and each served service.
-async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+/// Reports `status` for the server as a whole ("") and each of `services`.
+async fn set_all(reporter: &HealthReporter, services: &[&str], status: ServingStatus) {
     reporter.set_service_status("", status).await;
-    for name in SERVED_SERVICES {
+    for name in services {
         reporter.set_service_status(*name, status).await;
     }
 }
 
-/// Follows the session's status until shutdown, then reports NOT_SERVING.
+/// Follows the session's status for `services` until shutdown, then reports
+/// NOT_SERVING.
 pub fn spawn_health_follower(
     reporter: HealthReporter,
+    services: &'static [&'static str],
     mut status: watch::Receiver<SessionStatus>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
@@ -33,7 +33,7 @@ pub fn spawn_health_follower(
                 ServingStatus::NotServing
             };
             if last != Some(serving) {
-                set_all(&reporter, serving).await;
+                set_all(&reporter, services, serving).await;
                 last = Some(serving);
             }
             tokio::select! {
@@ -41,6 +41,6 @@ pub fn spawn_health_follower(
                 changed = status.changed() => if changed.is_err() { break },
             }
         }
-        set_all(&reporter, ServingStatus::NotServing).await;
+        set_all(&reporter, services, ServingStatus::NotServing).await;
     })
 }

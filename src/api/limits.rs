@@ -14,6 +14,14 @@ pub struct StreamLimiter {
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
+/// A key already holds the most streams allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key {key_id} already has {open} open streams, the most allowed per key; close one first")]
+pub struct StreamLimitReached {
+    pub key_id: String,
+    pub open: usize,
+}
+
 /// Held by an open stream; dropping it frees the slot.
 #[derive(Debug)]
 pub struct StreamPermit {
@@ -29,16 +37,15 @@ impl StreamLimiter {
         }
     }
 
-    /// A permit for one more stream of `identity`, or `RESOURCE_EXHAUSTED` saying how
-    /// many it holds.
-    pub fn acquire(&self, identity: &Identity) -> Result<StreamPermit, tonic::Status> {
+    /// A permit for one more stream of `identity`, or how many it holds already.
+    pub fn acquire(&self, identity: &Identity) -> Result<StreamPermit, StreamLimitReached> {
         let mut open = lock(&self.open);
         let count = open.entry(identity.key_id.clone()).or_insert(0);
         if self.max_per_key > 0 && *count >= self.max_per_key {
-            return Err(tonic::Status::resource_exhausted(format!(
-                "key {} already has {} open streams, the most allowed per key; close one first",
-                identity.key_id, count
-            )));
+            return Err(StreamLimitReached {
+                key_id: identity.key_id.clone(),
+                open: *count,
+            });
         }
         *count += 1;
         Ok(StreamPermit {
@@ -88,7 +95,7 @@ mod tests {
         let p1 = limiter.acquire(&a).unwrap();
         let _p2 = limiter.acquire(&a).unwrap();
         let err = limiter.acquire(&a).unwrap_err();
-        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(err.open, 2);
         assert!(limiter.acquire(&b).is_ok());
         drop(p1);
         assert_eq!(limiter.open_streams("a"), 1);

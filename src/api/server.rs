@@ -1,5 +1,5 @@
-//! Assembles and runs the gRPC server: services, reflection, health, auth, limits, TLS,
-//! graceful shutdown.
+//! Runs the gRPC server over parts [`crate::app`] assembled: services, reflection,
+//! health, auth, deadlines, TLS, graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,33 +16,33 @@ use super::auth::{Authenticator, Authorize, KeyVerifier};
 use super::context::ServerContext;
 use super::deadline::UnaryDeadline;
 use super::health::spawn_health_follower;
-use super::limits::StreamLimiter;
+use super::market_data::{MarketData, MarketDataParts};
 use super::middleware::MiddlewareLayer;
-use super::store_backend::{StoreBackend, StoreKeys, session_profile};
 use super::trace::RpcTrace;
-use crate::config::{Config, ServerConfig};
-use crate::crypto::MasterKey;
-use crate::ib::{Session, SessionSettings};
+use crate::config::ServerConfig;
+use crate::ib::Session;
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 /// How long in-flight calls may take to finish once shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything the server is started with.
-pub struct ServerOptions {
-    /// The effective configuration (`server.*` is used here).
-    pub config: Config,
-    pub store: Store,
-    /// Unlocked master key of `store` (see [`crate::crypto::unlock`]).
-    pub master_key: MasterKey,
-    /// Timings of the session's machinery.
-    pub session: SessionSettings,
+/// What the services are built from, assembled by [`crate::app`].
+pub struct ServerParts {
+    /// What `ConnectionService` shares.
+    pub context: ServerContext,
+    /// What `MarketDataService` is built from.
+    pub market_data: MarketDataParts,
+    /// Checks the API keys of every call.
+    pub keys: Arc<dyn KeyVerifier>,
+    /// Fires when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// The session's task, awaited once the session is shut down.
+    pub session_task: JoinHandle<()>,
 }
 
-impl std::fmt::Debug for ServerOptions {
+impl std::fmt::Debug for ServerParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerOptions").finish_non_exhaustive()
+        f.debug_struct("ServerParts").finish_non_exhaustive()
     }
 }
 
@@ -50,6 +50,7 @@ impl std::fmt::Debug for ServerOptions {
 pub struct ServerHandle {
     addr: SocketAddr,
     ctx: ServerContext,
+    shutdown: CancellationToken,
     serve: JoinHandle<Result<(), tonic::transport::Error>>,
     session_task: JoinHandle<()>,
     health_task: JoinHandle<()>,
@@ -63,18 +64,30 @@ impl std::fmt::Debug for ServerHandle {
     }
 }
 
-/// The gRPC server.
-#[derive(Debug)]
-pub struct Server;
+/// The gRPC server, bound but not serving yet.
+pub struct Server {
+    settings: ServerConfig,
+    listener: TcpListener,
+    addr: SocketAddr,
+    tls: Option<ServerTlsConfig>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Server {
-    /// Binds `settings.listen` (or uses `listener`), starts the session and serves until
-    /// [`ServerHandle::shutdown`].
-    pub async fn start(
-        options: ServerOptions,
+    /// Binds `settings.listen` (or uses `listener`), refuses to expose a server without
+    /// keys beyond loopback (`keys_required`), and loads TLS.
+    pub async fn bind(
+        settings: &ServerConfig,
         listener: Option<TcpListener>,
-    ) -> anyhow::Result<ServerHandle> {
-        let settings = options.config.server.clone();
+        keys_required: bool,
+    ) -> anyhow::Result<Server> {
         let listener = match listener {
             Some(listener) => listener,
             None => TcpListener::bind(settings.listen)
@@ -82,38 +95,30 @@ impl Server {
                 .with_context(|| format!("cannot listen on {}", settings.listen))?,
         };
         let addr = listener.local_addr().context("listener has no address")?;
-        let keys = Arc::new(StoreKeys::new(options.store.clone()));
-        check_exposure(&settings, addr, keys.keys_required().await)?;
-        let tls = load_tls(&settings)?;
-        let active = options
-            .store
-            .active_profile()
-            .await
-            .context("cannot read the active profile")?;
+        check_exposure(settings, addr, keys_required)?;
+        let tls = load_tls(settings)?;
+        Ok(Server {
+            settings: settings.clone(),
+            listener,
+            addr,
+            tls,
+        })
+    }
 
-        let metrics = Arc::new(Metrics::default());
-        let backend = Arc::new(StoreBackend::new(options.store.clone()));
-        let (session, session_task) = Session::start(
-            backend,
-            options.session,
-            metrics.clone(),
-            Some(&session_profile(&active)),
-        );
-        let shutdown = CancellationToken::new();
-        let ctx = ServerContext {
-            config: Arc::new(options.config),
-            store: options.store,
-            master_key: Arc::new(options.master_key),
-            link: session.link(),
-            session,
-            metrics,
-            streams: StreamLimiter::new(settings.max_streams_per_key as usize),
-            shutdown: shutdown.clone(),
-        };
-
+    /// Serves the services built from `parts` until [`ServerHandle::shutdown`].
+    pub fn serve(self, parts: ServerParts) -> anyhow::Result<ServerHandle> {
+        let Server {
+            settings,
+            listener,
+            addr,
+            tls,
+        } = self;
+        let shutdown = parts.shutdown;
+        let ctx = parts.context;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let health_task = spawn_health_follower(
             health_reporter,
+            SERVED_SERVICES,
             ctx.session.watch_status(),
             shutdown.clone(),
         );
@@ -124,7 +129,6 @@ impl Server {
             .build_v1alpha()
             .context("building the reflection service")?;
 
-        let market_data = super::market_data::service(&ctx).await?;
         let mut builder = TonicServer::builder()
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .http2_keepalive_timeout(Some(settings.keepalive_timeout));
@@ -137,7 +141,7 @@ impl Server {
         let router = builder
             .layer(MiddlewareLayer::new(RpcTrace))
             .layer(MiddlewareLayer::new(Authorize::new(Authenticator::new(
-                keys,
+                parts.keys,
             ))))
             .layer(MiddlewareLayer::new(UnaryDeadline::new(
                 settings.unary_timeout,
@@ -147,7 +151,7 @@ impl Server {
             .add_service(reflection_v1alpha)
             // The public API. Each ibstream service registers here.
             .add_service(super::connection::service(&ctx))
-            .add_service(market_data);
+            .add_service(MarketData::new(parts.market_data).into_service());
 
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let signal = shutdown.clone();
@@ -157,20 +161,12 @@ impl Server {
                 .await
         });
         tracing::info!(%addr, tls = tls_enabled, "gRPC server listening");
-
-        if active.connect_on_start {
-            let session = ctx.session.clone();
-            tokio::spawn(async move {
-                if let Err(err) = session.connect().await {
-                    tracing::warn!(error = %err, "connect on start failed; retrying in the background");
-                }
-            });
-        }
         Ok(ServerHandle {
             addr,
             ctx,
+            shutdown,
             serve,
-            session_task,
+            session_task: parts.session_task,
             health_task,
         })
     }
@@ -266,7 +262,7 @@ impl ServerHandle {
     /// finish, then closes the IB session cleanly.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         tracing::info!("shutting down");
-        self.ctx.shutdown.cancel();
+        self.shutdown.cancel();
         let _ = self.health_task.await;
         let mut serve = self.serve;
         let served = match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {

@@ -1,8 +1,7 @@
 //! Settings profiles over the wire: `Profile` ⇄ `Settings`, and field-mask updates.
 
-use tonic::Status;
-
 use super::convert;
+use super::status::{InvalidField, invalid};
 use crate::proto::ibstream::v1 as pb;
 use crate::store::{MarketDataType, Profile};
 
@@ -33,10 +32,6 @@ const READ_ONLY_FIELDS: [(&str, &str); 5] = [
     ("update_time", "it is output only"),
 ];
 
-fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("invalid {field}: {reason}"))
-}
-
 /// The wire form of a profile.
 pub fn to_settings(profile: &Profile, credentials_set: bool) -> pb::Settings {
     pb::Settings {
@@ -60,7 +55,9 @@ pub fn to_settings(profile: &Profile, credentials_set: bool) -> pb::Settings {
 }
 
 /// The mask's paths, with `*` expanded; errors name `update_mask`.
-pub fn mask_paths(mask: Option<&prost_types::FieldMask>) -> Result<Vec<&'static str>, Status> {
+pub fn mask_paths(
+    mask: Option<&prost_types::FieldMask>,
+) -> Result<Vec<&'static str>, InvalidField> {
     let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
     if paths.is_empty() {
         return Err(invalid(
@@ -103,7 +100,7 @@ pub fn apply(
     profile: &mut Profile,
     settings: &pb::Settings,
     fields: &[&str],
-) -> Result<(), Status> {
+) -> Result<(), InvalidField> {
     for field in fields {
         match *field {
             "host" => profile.host = settings.host.trim().to_owned(),
@@ -148,7 +145,7 @@ pub fn apply(
     Ok(())
 }
 
-fn market_data_type(value: i32) -> Result<MarketDataType, Status> {
+fn market_data_type(value: i32) -> Result<MarketDataType, InvalidField> {
     convert::market_data_type_from(value).ok_or_else(|| {
         invalid(
             "market_data_type",
@@ -179,8 +176,7 @@ mod tests {
         );
         for bad in [&["active"][..], &["nope"], &[]] {
             let err = mask_paths(Some(&mask(bad))).unwrap_err();
-            assert_eq!(err.code(), tonic::Code::InvalidArgument);
-            assert!(err.message().contains("update_mask"), "{}", err.message());
+            assert_eq!(err.field, "update_mask", "{err}");
         }
         assert!(mask_paths(None).is_err());
     }
@@ -202,13 +198,13 @@ mod tests {
             ..Default::default()
         };
         let err = apply(&mut profile, &big, &["port"]).unwrap_err();
-        assert!(err.message().contains("port"));
+        assert_eq!(err.to_string(), "port: 70000 is not between 1 and 65535");
         let err = apply(
             &mut profile,
             &pb::Settings::default(),
             &["market_data_type"],
         )
         .unwrap_err();
-        assert!(err.message().contains("market_data_type"));
+        assert_eq!(err.field, "market_data_type");
     }
 }

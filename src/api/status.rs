@@ -1,16 +1,51 @@
 //! The one place where domain errors become `tonic::Status`: each with the code a client
-//! can act on and a message that names what was wrong, never a secret.
+//! can act on and a message that names what was wrong, never a secret. Invalid request
+//! fields, whoever finds them, read `field: reason`.
 
 use tonic::Status;
 
+use super::auth::{AuthError, KeyRejection};
+use super::limits::StreamLimitReached;
 use crate::crypto::CryptoError;
+use crate::fanout::FanoutError;
 use crate::ib::{ConnectFailure, ConnectFailureKind, SessionError};
 use crate::store::{StoreError, ValidationError};
+
+/// A request field that failed validation, and why: the validation error of the API's
+/// own request checks (the store's [`ValidationError`] and the fan-out's
+/// `InvalidArgument` become the same `INVALID_ARGUMENT` message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    /// The field's path in the request (`instruments[2].strike`, `update_mask`).
+    pub field: String,
+    /// What is wrong, in words a caller can act on.
+    pub reason: String,
+}
+
+/// An invalid request field.
+pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> InvalidField {
+    InvalidField {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+impl From<InvalidField> for Status {
+    fn from(err: InvalidField) -> Status {
+        Status::invalid_argument(err.to_string())
+    }
+}
+
+/// How every server stream ends when the server shuts down.
+pub fn shutting_down() -> Status {
+    Status::unavailable("server shutting down")
+}
 
 impl From<SessionError> for Status {
     fn from(err: SessionError) -> Status {
         match err {
-            SessionError::Stopped => Status::unavailable("server shutting down"),
+            SessionError::Stopped => shutting_down(),
             SessionError::NotConnected => {
                 Status::unavailable("not connected to IB; call Connect or wait for the reconnect")
             }
@@ -37,7 +72,7 @@ impl From<ConnectFailure> for Status {
 
 impl From<ValidationError> for Status {
     fn from(err: ValidationError) -> Status {
-        Status::invalid_argument(err.to_string())
+        invalid(err.field, err.reason).into()
     }
 }
 
@@ -62,20 +97,15 @@ impl From<StoreError> for Status {
 
 impl From<CryptoError> for Status {
     fn from(err: CryptoError) -> Status {
-        match err {
-            CryptoError::Store(store) => store.into(),
-            other => {
-                tracing::error!(error = %other, "credential sealing failed");
-                Status::internal("credentials could not be sealed or opened with the master key")
-            }
-        }
+        tracing::error!(error = %err, "credential sealing failed");
+        Status::internal("credentials could not be sealed or opened with the master key")
     }
 }
 
 /// The gRPC code a market-data error maps to (also carried in per-instrument status
 /// events of streams).
-pub fn fanout_code(err: &crate::fanout::FanoutError) -> tonic::Code {
-    use crate::fanout::FanoutError as E;
+pub fn fanout_code(err: &FanoutError) -> tonic::Code {
+    use FanoutError as E;
     use tonic::Code;
     match err {
         E::InvalidArgument { .. } => Code::InvalidArgument,
@@ -87,10 +117,49 @@ pub fn fanout_code(err: &crate::fanout::FanoutError) -> tonic::Code {
     }
 }
 
-impl From<crate::fanout::FanoutError> for Status {
-    fn from(err: crate::fanout::FanoutError) -> Status {
-        Status::new(fanout_code(&err), err.to_string())
+impl From<FanoutError> for Status {
+    fn from(err: FanoutError) -> Status {
+        match err {
+            FanoutError::InvalidArgument { field, reason } => invalid(field, reason).into(),
+            other => Status::new(fanout_code(&other), other.to_string()),
+        }
     }
+}
+
+impl From<KeyRejection> for Status {
+    fn from(rejection: KeyRejection) -> Status {
+        match rejection {
+            KeyRejection::Unavailable => Status::unavailable(rejection.to_string()),
+            KeyRejection::Invalid | KeyRejection::Revoked => {
+                Status::unauthenticated(rejection.to_string())
+            }
+        }
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Status {
+        match err {
+            AuthError::Rejected(rejection) => rejection.into(),
+            AuthError::NeedsAdmin { .. } => Status::permission_denied(err.to_string()),
+            AuthError::MissingKey | AuthError::MalformedHeader => {
+                Status::unauthenticated(err.to_string())
+            }
+        }
+    }
+}
+
+impl From<StreamLimitReached> for Status {
+    fn from(err: StreamLimitReached) -> Status {
+        Status::resource_exhausted(err.to_string())
+    }
+}
+
+/// A unary call to `path` that ran past the server's `limit`.
+pub fn deadline_exceeded(path: &str, limit: std::time::Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "{path} took longer than the server's {limit:?} limit for unary calls"
+    ))
 }
 
 #[cfg(test)]
@@ -129,7 +198,7 @@ mod tests {
             "must be between 1 and 65535",
         )));
         assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-        assert!(bad.message().contains("port"));
+        assert_eq!(bad.message(), "port: must be between 1 and 65535");
         assert_eq!(
             Status::from(StoreError::Conflict("active".into())).code(),
             tonic::Code::FailedPrecondition
@@ -138,5 +207,16 @@ mod tests {
             Status::from(CryptoError::WrongKey).code(),
             tonic::Code::Internal
         );
+    }
+
+    #[test]
+    fn invalid_fields_read_field_colon_reason_whoever_found_them() {
+        let api = Status::from(invalid("page_size", "must be at most 1000"));
+        let store = Status::from(ValidationError::new("page_size", "must be at most 1000"));
+        let fanout = Status::from(FanoutError::invalid("page_size", "must be at most 1000"));
+        for status in [api, store, fanout] {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert_eq!(status.message(), "page_size: must be at most 1000");
+        }
     }
 }

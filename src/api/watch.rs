@@ -1,83 +1,28 @@
-//! The `WatchStatus` stream: the current status first, then every change, ending with
-//! `UNAVAILABLE` when the server shuts down.
+//! The data of the `WatchStatus` stream: the current status first, then every change
+//! (its lifetime, shutdown and revocation included, comes from [`super::lifetime`]).
 
-use std::pin::Pin;
+use std::sync::Arc;
 
-use futures::Stream;
+use futures::StreamExt;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tonic::Status;
+use tokio_stream::wrappers::WatchStream;
 
 use super::convert;
-use super::limits::StreamPermit;
+use super::lifetime::BoxedStream;
+use super::status::shutting_down;
 use crate::ib::{MessagePacer, SessionStatus};
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
-use std::sync::Arc;
 
-/// A boxed server stream of statuses.
-pub type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::ConnectionStatus, Status>> + Send>>;
-
-struct Watcher {
-    status: watch::Receiver<SessionStatus>,
-    shutdown: CancellationToken,
-    metrics: Arc<Metrics>,
-    pacer: MessagePacer,
-    first: bool,
-    done: bool,
-    /// Frees the caller's stream slot when the stream is dropped.
-    _permit: StreamPermit,
-}
-
-impl Watcher {
-    fn render(&mut self) -> pb::ConnectionStatus {
-        let status = self.status.borrow_and_update().clone();
-        convert::connection_status(&status, &self.metrics, &self.pacer)
-    }
-}
-
-/// Streams `status` until the client leaves or `shutdown` fires.
+/// Every status of the session from now on, rendered with the live counters; when the
+/// session itself is gone, one last `UNAVAILABLE`.
 pub fn status_stream(
     status: watch::Receiver<SessionStatus>,
-    shutdown: CancellationToken,
     metrics: Arc<Metrics>,
     pacer: MessagePacer,
-    permit: StreamPermit,
-) -> StatusStream {
-    let watcher = Watcher {
-        status,
-        shutdown,
-        metrics,
-        pacer,
-        first: true,
-        done: false,
-        _permit: permit,
-    };
-    Box::pin(futures::stream::unfold(watcher, |mut w| async move {
-        if w.done {
-            return None;
-        }
-        if std::mem::take(&mut w.first) {
-            let current = w.render();
-            return Some((Ok(current), w));
-        }
-        let ending = Status::unavailable("server shutting down");
-        tokio::select! {
-            biased;
-            _ = w.shutdown.cancelled() => {
-                w.done = true;
-                Some((Err(ending), w))
-            }
-            changed = w.status.changed() => match changed {
-                Ok(()) => {
-                    let current = w.render();
-                    Some((Ok(current), w))
-                }
-                Err(_) => {
-                    w.done = true;
-                    Some((Err(ending), w))
-                }
-            },
-        }
-    }))
+) -> BoxedStream<pb::ConnectionStatus> {
+    let statuses = WatchStream::new(status)
+        .map(move |status| Ok(convert::connection_status(&status, &metrics, &pacer)));
+    let gone = futures::stream::once(async { Err(shutting_down()) });
+    Box::pin(statuses.chain(gone))
 }

@@ -10,9 +10,10 @@ use anyhow::Context;
 use base64::Engine;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Server, ServerHandle, ServerOptions};
+use crate::api::ServerHandle;
+use crate::app::{App, ServerOptions};
 use crate::config::{Config, LogConfig, LogFormat};
-use crate::crypto::{MasterKeySource, unlock_from};
+use crate::crypto::MasterKeySource;
 use crate::ib::{ConnectionState, SessionSettings};
 use crate::sim::{SimConfig, SimHandle, Simulator};
 use crate::store::Store;
@@ -135,7 +136,7 @@ async fn start(args: &Args) -> anyhow::Result<Running> {
     let store = Store::open_in_data_dir(data.path())
         .await
         .with_context(|| format!("cannot open the database in {}", data.path().display()))?;
-    let master_key = unlock_from(&store, &data.master_key_source())
+    let master_key = crate::store::unlock_from(&store, &data.master_key_source())
         .await
         .context("cannot unlock the credential store")?;
     point_at_simulator(&store, sim.gateway_addr()).await?;
@@ -149,7 +150,7 @@ async fn start(args: &Args) -> anyhow::Result<Running> {
     };
     config.server.listen = args.listen;
     config.metrics.listen = Some(args.metrics_listen);
-    let server = Server::start(
+    let server = App::start(
         ServerOptions {
             config,
             store,

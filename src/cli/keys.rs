@@ -43,7 +43,7 @@ enum Action {
 /// Runs `ibstream keys …`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load(ConfigOverrides::default())?;
-    let store = Store::open_configured(&config)
+    let store = Store::open_configured(config.database_url.as_deref(), &config.data_dir)
         .await
         .context("cannot open the database")?;
     let mut out = std::io::stdout().lock();

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Server, ServerOptions};
+use crate::app::{App, ServerOptions};
 use crate::config::{ConfigArgs, ConfigOverrides, ENV_VARS, LogConfig, LogFormat, duration};
-use crate::crypto::{MasterKeySource, unlock_from};
+use crate::crypto::MasterKeySource;
 use crate::ib::SessionSettings;
 use crate::ib::backoff::Backoff;
 use crate::ib::health::HealthSettings;
@@ -132,16 +132,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load(overrides)?;
     init_logging(&config.log)?;
     let stop = termination()?;
-    let store = Store::open_configured(&config)
+    let store = Store::open_configured(config.database_url.as_deref(), &config.data_dir)
         .await
         .context("cannot open the database")?;
     let source =
         MasterKeySource::resolve(|name| std::env::var(name).ok(), config.master_key_path());
-    let master_key = unlock_from(&store, &source)
+    let master_key = crate::store::unlock_from(&store, &source)
         .await
         .context("cannot unlock the credential store")?;
     let metrics_listen = config.metrics.listen;
-    let server = Server::start(
+    let server = App::start(
         ServerOptions {
             config,
             store,

@@ -36,10 +36,6 @@ fn defaults_load_and_validate() {
     assert_eq!(config.market_data.request_timeout, Duration::from_secs(10));
     assert_eq!(config.log.format, LogFormat::Text);
     assert_eq!(config.master_key_path(), PathBuf::from("./data/master.key"));
-    assert_eq!(
-        config.effective_database_url(),
-        "sqlite://./data/ibstream.sqlite?mode=rwc"
-    );
     expected.data_dir = PathBuf::new();
     assert!(expected.validate().is_err());
 }

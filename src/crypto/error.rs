@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::store::StoreError;
-
 /// Why a crypto operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,7 +62,7 @@ pub enum CryptoError {
     /// Sealed credentials did not decode as UTF-8 text.
     #[error("sealed {0} is not valid text")]
     NotText(&'static str),
-    /// The store failed while reading or writing the key check.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The database failed while the key check was read or written.
+    #[error("cannot read or write the master-key check: {0}")]
+    KeyCheck(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

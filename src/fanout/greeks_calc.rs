@@ -24,14 +24,13 @@ const EXPIRY_SECONDS_UTC: i64 = 21 * 3600;
 
 /// Years from `now` to the close of the expiry day (`YYYYMMDD`); `None` once expired.
 pub fn years_to_expiry(expiry: &str, now: SystemTime) -> Option<f64> {
-    if expiry.len() != 8 {
-        return None;
-    }
-    let year: i32 = expiry[0..4].parse().ok()?;
-    let month: u8 = expiry[4..6].parse().ok()?;
-    let day: u8 = expiry[6..8].parse().ok()?;
-    let date =
-        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    // Parsed, not sliced: an expiry comes from the gateway or a client and may hold
+    // anything, including characters wider than a byte.
+    let date = time::Date::parse(
+        expiry,
+        time::macros::format_description!("[year repr:full][month][day]"),
+    )
+    .ok()?;
     let close = date.midnight().assume_utc().unix_timestamp() + EXPIRY_SECONDS_UTC;
     let now = now
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -94,4 +93,28 @@ pub fn option_greeks(
         })
     };
     computed().or(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn odd_expiries_have_no_time_left_and_never_panic() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for odd in [
+            "202é120",
+            "2026é101",
+            "",
+            "2026",
+            "20261301",
+            "2026-1-1",
+            "+2026123",
+        ] {
+            assert_eq!(years_to_expiry(odd, now), None, "{odd:?}");
+        }
+        let years = years_to_expiry("20241220", now).unwrap();
+        assert!((years - 1.10).abs() < 0.01, "{years}");
+    }
 }

@@ -4,6 +4,8 @@
 //!
 //! [`Store`] is the only way in: its methods take and return the plain domain types of
 //! this module, never sea-orm models, so callers do not depend on the schema.
+//! [`unlock`] derives the master key for a store and proves it is the key the database
+//! was sealed with, so a wrong master secret fails at start-up, not at first use.
 
 mod api_keys;
 mod contracts;
@@ -14,6 +16,7 @@ mod profile;
 mod profiles;
 mod secrets;
 mod time_codec;
+mod unlock;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +28,7 @@ pub use error::StoreError;
 pub use events::{ConnectionEvent, NewConnectionEvent};
 pub use profile::{MarketDataType, Profile, ValidationError};
 pub use secrets::KeyCheck;
+pub use unlock::{unlock, unlock_from};
 
 pub use crate::crypto::{Scope, SealedCredentials};
 use crate::migrations::Migrator;
@@ -81,20 +85,22 @@ impl Store {
     /// Opens (creating if needed) the SQLite database [`SQLITE_FILE_NAME`] in `dir`,
     /// creating the directory too (owner-only on Unix: it also holds the key file).
     pub async fn open_in_data_dir(dir: &Path) -> Result<Store, StoreError> {
-        crate::crypto::create_private_dir(dir).map_err(|source| StoreError::DataDir {
-            path: dir.to_owned(),
-            source,
-        })?;
-        Store::open(&sqlite_url(&dir.join(SQLITE_FILE_NAME))).await
+        Store::open_configured(None, dir).await
     }
 
-    /// Opens the database the configuration names: `database_url` when set, otherwise
-    /// the SQLite file in the data directory.
-    pub async fn open_configured(config: &crate::config::Config) -> Result<Store, StoreError> {
-        match &config.database_url {
-            Some(url) => Store::open(url).await,
-            None => Store::open_in_data_dir(&config.data_dir).await,
+    /// Opens the database a configuration names (see [`configured_url`]), creating the
+    /// data directory when the database is the SQLite file in it.
+    pub async fn open_configured(
+        database_url: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<Store, StoreError> {
+        if database_url.is_none() {
+            crate::crypto::create_private_dir(data_dir).map_err(|source| StoreError::DataDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
         }
+        Store::open(&configured_url(database_url, data_dir)).await
     }
 
     /// Closes the pool, waiting for connections in use to be returned.
@@ -141,6 +147,15 @@ pub fn sqlite_path(dir: &Path) -> PathBuf {
     dir.join(SQLITE_FILE_NAME)
 }
 
+/// The database a configuration names: `database_url` when set, otherwise the SQLite
+/// file in `data_dir`. The one place this rule is written.
+pub fn configured_url(database_url: Option<&str>, data_dir: &Path) -> String {
+    match database_url {
+        Some(url) => url.to_owned(),
+        None => sqlite_url(&sqlite_path(data_dir)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +183,18 @@ mod tests {
         assert!(dir.join(SQLITE_FILE_NAME).is_file());
         let store = Store::open_in_data_dir(&dir).await.unwrap();
         assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_configured_url_wins_over_the_data_dir() {
+        assert_eq!(
+            configured_url(None, Path::new("./data")),
+            "sqlite://./data/ibstream.sqlite?mode=rwc"
+        );
+        assert_eq!(
+            configured_url(Some("postgres://db/x"), Path::new("./data")),
+            "postgres://db/x"
+        );
     }
 
     #[test]

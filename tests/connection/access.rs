@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use ibstream::api::{Server, ServerOptions};
+use ibstream::app::{App, ServerOptions};
 use ibstream::config::Config;
-use ibstream::crypto::{self, MasterKeySource, MasterSecret, Scope};
+use ibstream::crypto::{MasterKeySource, MasterSecret, Scope};
 use ibstream::proto::ibstream::v1 as pb;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -190,15 +190,76 @@ async fn a_non_loopback_address_without_keys_is_refused() {
             session: harness::fast_session(),
         }
     };
-    let key = crypto::unlock(&store, &secret).await.unwrap();
-    let err = Server::start(options(false, key), None).await.unwrap_err();
+    let key = ibstream::store::unlock(&store, &secret).await.unwrap();
+    let err = App::start(options(false, key), None).await.unwrap_err();
     assert!(format!("{err:#}").contains("--insecure-no-auth"), "{err:#}");
 
-    let key = crypto::unlock(&store, &secret).await.unwrap();
-    let server = Server::start(options(true, key), None).await.unwrap();
+    let key = ibstream::store::unlock(&store, &secret).await.unwrap();
+    let server = App::start(options(true, key), None).await.unwrap();
     assert!(server.addr().ip().is_unspecified());
     tokio::time::timeout(Duration::from_secs(20), server.shutdown())
         .await
         .unwrap()
         .unwrap();
+}
+
+/// Request bytes as given, whatever the method expects.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<()>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_arguments() {
+    let h = Harness::start().await;
+    let mut grpc = tonic::client::Grpc::new(h.channel().await);
+    // Field 1, length-delimited, with a length varint that never ends.
+    let garbage = vec![0x0a, 0xff, 0xff, 0xff];
+    for method in [
+        "/ibstream.v1.ConnectionService/GetSettings",
+        "/ibstream.v1.MarketDataService/GetQuotes",
+    ] {
+        grpc.ready().await.unwrap();
+        let err = grpc
+            .unary(
+                tonic::Request::new(garbage.clone()),
+                http::uri::PathAndQuery::from_static(method),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{method}: {err:?}");
+        assert!(err.message().contains("not a valid message"), "{err:?}");
+    }
+    h.shutdown().await;
 }

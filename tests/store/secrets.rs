@@ -1,7 +1,7 @@
 //! Credentials sealed at rest, the master-key check, and the master key file.
 
 use ibstream::crypto::{
-    self, CryptoError, KdfParams, MasterKey, MasterKeySource, MasterSecret, SealedCredentials,
+    CryptoError, KdfParams, MasterKey, MasterKeySource, MasterSecret, SealedCredentials,
 };
 use ibstream::store::Profile;
 
@@ -26,7 +26,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 async fn credentials_sealed_at_rest(db: &TestDb) {
     let store = db.open().await;
-    let key = crypto::unlock(&store, &secret("master secret one"))
+    let key = ibstream::store::unlock(&store, &secret("master secret one"))
         .await
         .unwrap();
     let sealed = SealedCredentials::seal(&key, USERNAME, PASSWORD).unwrap();
@@ -87,7 +87,7 @@ async fn credentials_sealed_at_rest(db: &TestDb) {
 
 async fn wrong_master_key(db: &TestDb) {
     let store = db.open().await;
-    let right = crypto::unlock(&store, &secret("the right secret"))
+    let right = ibstream::store::unlock(&store, &secret("the right secret"))
         .await
         .unwrap();
     let sealed = SealedCredentials::seal(&right, USERNAME, PASSWORD).unwrap();
@@ -103,7 +103,7 @@ async fn wrong_master_key(db: &TestDb) {
 
     // A restart with another secret fails at unlock, with a message naming the cause.
     let store = db.open().await;
-    let err = crypto::unlock(&store, &secret("a wrong secret"))
+    let err = ibstream::store::unlock(&store, &secret("a wrong secret"))
         .await
         .unwrap_err();
     assert!(matches!(err, CryptoError::MasterKeyMismatch), "{err:?}");
@@ -123,7 +123,7 @@ async fn wrong_master_key(db: &TestDb) {
     assert!(err.to_string().contains("different master key"), "{err}");
 
     // The right secret still unlocks and opens, and the check is not rewritten.
-    let again = crypto::unlock(&store, &secret("the right secret"))
+    let again = ibstream::store::unlock(&store, &secret("the right secret"))
         .await
         .unwrap();
     assert_eq!(stored.open(&again).unwrap().password.as_str(), PASSWORD);
@@ -139,13 +139,13 @@ async fn key_file_created_and_reused(db: &TestDb) {
     let source = MasterKeySource::File(path.clone());
     let store = db.open().await;
 
-    let first = crypto::unlock_from(&store, &source).await.unwrap();
+    let first = ibstream::store::unlock_from(&store, &source).await.unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "key file mode");
     let sealed = first.seal(b"sealed with the file key").unwrap();
     let content = std::fs::read(&path).unwrap();
 
-    let second = crypto::unlock_from(&store, &source).await.unwrap();
+    let second = ibstream::store::unlock_from(&store, &source).await.unwrap();
     assert_eq!(
         std::fs::read(&path).unwrap(),
         content,
@@ -157,7 +157,9 @@ async fn key_file_created_and_reused(db: &TestDb) {
     );
 
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let err = crypto::unlock_from(&store, &source).await.unwrap_err();
+    let err = ibstream::store::unlock_from(&store, &source)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, CryptoError::KeyFilePermissions { .. }),
         "{err:?}"
@@ -166,7 +168,7 @@ async fn key_file_created_and_reused(db: &TestDb) {
     // Another key file is another secret: the database refuses it.
     let other = MasterKeySource::File(dir.path().join("other.key"));
     assert!(matches!(
-        crypto::unlock_from(&store, &other).await,
+        ibstream::store::unlock_from(&store, &other).await,
         Err(CryptoError::MasterKeyMismatch)
     ));
 }

@@ -2,9 +2,10 @@
 //! a store in a temporary directory pointed at the gateway, and the server on an
 //! ephemeral loopback port.
 
-use ibstream::api::{Server, ServerHandle, ServerOptions};
+use ibstream::api::ServerHandle;
+use ibstream::app::{App, ServerOptions};
 use ibstream::config::Config;
-use ibstream::crypto::{self, MasterKeySource, MasterSecret};
+use ibstream::crypto::{MasterKeySource, MasterSecret};
 use ibstream::ib::SessionSettings;
 use ibstream::sim::SimHandle;
 use ibstream::store::{Profile, Store};
@@ -34,10 +35,12 @@ pub async fn start_server(
     session: SessionSettings,
 ) -> ServerHandle {
     let secret = MasterSecret::load(&MasterKeySource::Secret(secret.into())).expect("secret");
-    let master_key = crypto::unlock(store, &secret).await.expect("store unlocks");
+    let master_key = ibstream::store::unlock(store, &secret)
+        .await
+        .expect("store unlocks");
     config.server.listen = "127.0.0.1:0".parse().expect("addr");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Server::start(
+    App::start(
         ServerOptions {
             config,
             store: store.clone(),

@@ -2,8 +2,8 @@
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 
-use super::{CryptoError, KdfParams, MasterKey, MasterKeySource, MasterSecret};
-use crate::store::{KeyCheck, Store};
+use super::{KeyCheck, Store, StoreError};
+use crate::crypto::{CryptoError, KdfParams, MasterKey, MasterKeySource, MasterSecret};
 
 /// The plaintext sealed in the key check. Its content does not matter; being able to
 /// open it proves the key.
@@ -17,7 +17,7 @@ const SALT_LEN: usize = 16;
 /// check value, otherwise [`CryptoError::MasterKeyMismatch`]. argon2id runs on a
 /// blocking thread.
 pub async fn unlock(store: &Store, secret: &MasterSecret) -> Result<MasterKey, CryptoError> {
-    if let Some(check) = store.key_check().await? {
+    if let Some(check) = store.key_check().await.map_err(key_check_failed)? {
         return verify(secret, check).await;
     }
     let mut salt = vec![0u8; SALT_LEN];
@@ -31,15 +31,23 @@ pub async fn unlock(store: &Store, secret: &MasterSecret) -> Result<MasterKey, C
         parallelism: params.parallelism,
         sealed: key.seal(CHECK_PLAINTEXT)?,
     };
-    if store.set_key_check(&check).await? {
+    if store
+        .set_key_check(&check)
+        .await
+        .map_err(key_check_failed)?
+    {
         return Ok(key);
     }
     // Another process initialised the database between our read and write: its salt
     // wins, and our secret must match its key.
-    match store.key_check().await? {
+    match store.key_check().await.map_err(key_check_failed)? {
         Some(theirs) => verify(secret, theirs).await,
         None => Err(CryptoError::MasterKeyMismatch),
     }
+}
+
+fn key_check_failed(err: StoreError) -> CryptoError {
+    CryptoError::KeyCheck(Box::new(err))
 }
 
 /// Loads the secret from `source` and [`unlock`]s `store` with it.

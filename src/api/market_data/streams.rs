@@ -1,75 +1,24 @@
-//! The server streams of `MarketDataService`: fan-out readers and chain events turned
-//! into protobuf messages.
+//! The data of `MarketDataService`'s server streams: fan-out readers and chain events
+//! turned into protobuf messages (their lifetime comes from [`crate::api::lifetime`]).
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt, stream};
+use futures::{StreamExt, stream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Status;
 
-use super::limits::StreamPermit;
-use super::market_data::MarketData;
-use super::market_data_convert::{
+use super::convert::{
     data_policy_from_pb, duration, greeks_to_pb, instrument_to_spec, quote_to_pb, spec_to_pb,
 };
-use super::status::fanout_code;
+use crate::api::lifetime::BoxedStream;
+use crate::api::status::fanout_code;
+use crate::fanout::contracts::Contracts;
 use crate::fanout::{
-    ChainEvent, ChainRequest, ContractSpec, FanoutError, Reader, ReaderEvent, Right, StatusKind,
-    StrikeSelection,
+    ChainEvent, ChainRequest, ContractSpec, Fanout, FanoutError, Reader, ReaderEvent, Right,
+    StatusKind, StrikeSelection,
 };
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
-use tokio_util::sync::CancellationToken;
-
-type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-/// Counts an open stream for as long as it lives.
-struct OpenStream(Arc<Metrics>);
-
-impl OpenStream {
-    fn new(metrics: Arc<Metrics>) -> OpenStream {
-        metrics.streams_open.inc();
-        OpenStream(metrics)
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.streams_open.dec();
-    }
-}
-
-/// What a server stream holds besides its data: the per-key permit, and the server's
-/// shutdown, which ends the stream with `UNAVAILABLE`.
-pub(crate) struct StreamGuard {
-    pub(crate) _permit: Option<StreamPermit>,
-    pub(crate) shutdown: Option<CancellationToken>,
-}
-
-impl StreamGuard {
-    pub(crate) fn wrap<T: Send + 'static>(self, stream: BoxedStream<T>) -> BoxedStream<T> {
-        let Some(shutdown) = self.shutdown.clone() else {
-            return Box::pin(stream.map(move |item| {
-                let _held = &self;
-                item
-            }));
-        };
-        let ended = shutdown.clone();
-        let data = stream.take_until(shutdown.cancelled_owned());
-        let ending = stream::once(async move {
-            ended
-                .is_cancelled()
-                .then(|| Status::unavailable("server shutting down"))
-        })
-        .filter_map(|s| async move { s.map(Err) });
-        Box::pin(data.chain(ending).map(move |item| {
-            let _held = &self;
-            item
-        }))
-    }
-}
 
 /// Default strikes per expiration of a window around the money.
 const DEFAULT_STRIKE_COUNT: usize = 10;
@@ -118,16 +67,17 @@ pub(crate) fn status_pb(
 /// The stream of `StreamQuotes`: the instruments are resolved inside it (failures become
 /// status events), their lines taken all at once, then the reader's events follow.
 pub(crate) fn quote_stream(
-    api: MarketData,
+    fanout: &Fanout,
+    contracts: &Arc<Contracts>,
+    metrics: &Arc<Metrics>,
     requested: Vec<pb::Instrument>,
     specs: Vec<ContractSpec>,
     allow_delayed: bool,
 ) -> BoxedStream<pb::StreamQuotesResponse> {
-    let guard = OpenStream::new(api.metrics.clone());
-    let metrics = api.metrics.clone();
+    let (fanout, contracts) = (fanout.clone(), contracts.clone());
+    let (metrics, reader_metrics) = (metrics.clone(), metrics.clone());
     let setup = async move {
-        let resolved =
-            futures::future::join_all(specs.iter().map(|s| api.contracts.resolve(s))).await;
+        let resolved = futures::future::join_all(specs.iter().map(|s| contracts.resolve(s))).await;
         let mut initial = Vec::new();
         let mut held = Vec::new();
         for (index, result) in resolved.into_iter().enumerate() {
@@ -141,8 +91,8 @@ pub(crate) fn quote_stream(
             }
         }
         let contracts: Vec<_> = held.iter().map(|(_, c)| c.clone()).collect();
-        let refs = api.fanout.acquire(&contracts, allow_delayed)?;
-        let mut reader = Reader::new(api.metrics.clone(), false);
+        let refs = fanout.acquire(&contracts, allow_delayed)?;
+        let mut reader = Reader::new(reader_metrics, false);
         let mut slots = Vec::with_capacity(held.len());
         for ((index, contract), feed) in held.into_iter().zip(refs) {
             reader.add(feed, allow_delayed);
@@ -151,7 +101,7 @@ pub(crate) fn quote_stream(
         Ok::<_, FanoutError>((initial, reader, slots))
     };
     let s = stream::once(setup).flat_map(move |setup| match setup {
-        Err(e) => stream::iter([Err(Status::from(e))]).boxed(),
+        Err(e) => stream::iter([Err(e.into())]).boxed(),
         Ok((initial, reader, slots)) => {
             let updates = reader.map(move |event| Ok(reader_response(event, &slots)));
             stream::iter(initial.into_iter().map(Ok))
@@ -160,7 +110,6 @@ pub(crate) fn quote_stream(
         }
     });
     let counted = s.map(move |item| {
-        let _alive = &guard;
         if item.is_ok() {
             metrics.updates_out.inc();
         }
@@ -204,8 +153,8 @@ fn reader_response(
 
 /// Reads a `StreamOptionChain` request.
 pub(crate) fn chain_request(
-    api: &MarketData,
     req: &pb::StreamOptionChainRequest,
+    fanout: &Fanout,
 ) -> Result<ChainRequest, FanoutError> {
     let underlying = req
         .underlying
@@ -252,9 +201,7 @@ pub(crate) fn chain_request(
         Ok(pb::Rights::Both | pb::Rights::Unspecified) => vec![Right::Call, Right::Put],
         Err(_) => return Err(FanoutError::invalid("rights", "unknown value")),
     };
-    let allow_delayed = api
-        .fanout()
-        .allows_delayed(data_policy_from_pb(req.data_policy)?);
+    let allow_delayed = fanout.allows_delayed(data_policy_from_pb(req.data_policy)?);
     Ok(ChainRequest {
         underlying,
         expirations: req.expirations.clone(),
@@ -272,9 +219,7 @@ pub(crate) fn chain_stream(
     events: mpsc::Receiver<ChainEvent>,
 ) -> BoxedStream<pb::StreamOptionChainResponse> {
     use pb::stream_option_chain_response::Event;
-    let guard = OpenStream::new(metrics.clone());
     let s = ReceiverStream::new(events).map(move |event| {
-        let _alive = &guard;
         metrics.updates_out.inc();
         let event = match event {
             ChainEvent::Window {

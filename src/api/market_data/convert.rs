@@ -3,10 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::convert::market_data_type;
+use super::MarketDataSettings;
+use crate::api::convert::market_data_type;
 use crate::fanout::{
     ChainParams, ContractDetails, ContractSpec, DataPolicy, FanoutError, Greeks, GreeksSource,
-    Quote, Right, SecType, SymbolMatch,
+    LineUsage, Quote, Right, SecType, SubscriptionInfo, SymbolMatch,
 };
 use crate::proto::ibstream::v1 as pb;
 
@@ -321,6 +322,44 @@ pub fn chain_to_pb(underlying: &ContractSpec, params: &[ChainParams]) -> pb::Opt
                 strikes: p.strikes.clone(),
             })
             .collect(),
+    }
+}
+
+/// A count on the wire, saturating.
+fn count(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl From<&SubscriptionInfo> for pb::Subscription {
+    fn from(s: &SubscriptionInfo) -> pb::Subscription {
+        let quote = &s.view.quote;
+        pb::Subscription {
+            instrument: Some(spec_to_pb(&s.contract)),
+            stream_count: count(s.readers),
+            lingering: s.lingering,
+            stale: quote.stale,
+            market_data_type: quote
+                .market_data_type
+                .map_or(pb::MarketDataType::Unspecified, market_data_type)
+                as i32,
+            sequence: quote.sequence,
+        }
+    }
+}
+
+/// The limits `ListSubscriptions` reports: lines, the settings in force, open streams.
+pub fn limits_to_pb(
+    usage: LineUsage,
+    settings: &MarketDataSettings,
+    streams_open: i64,
+) -> pb::Limits {
+    pb::Limits {
+        lines_in_use: count(usage.in_use),
+        line_budget: count(usage.budget),
+        message_rate: settings.message_rate,
+        max_streams_per_key: count(settings.max_streams_per_key),
+        max_instruments_per_request: count(settings.max_instruments_per_request),
+        streams_open: u32::try_from(streams_open.max(0)).unwrap_or(u32::MAX),
     }
 }
 

@@ -1,4 +1,9 @@
-//! Code generated from `proto/` by `build.rs`.
+//! Code generated from `proto/` by `build.rs`, and the codec it runs on.
+//!
+//! - [`codec`]: prost encoding, undecodable requests answered `INVALID_ARGUMENT`.
+//! - [`tws`], [`ibsim`], [`ibstream`]: the generated messages, services and clients.
+
+pub mod codec;
 
 /// The TWS API messages the simulated gateway speaks (field numbers are protocol facts).
 pub mod tws {

@@ -8,50 +8,11 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use super::auth::{Identity, KeyRejection, KeyVerifier};
+use crate::api::auth::{Identity, KeyRejection, KeyVerifier};
+use crate::api::convert::{event_kind, session_profile};
 use crate::crypto::{Scope, parse_api_key_id};
-use crate::ib::{
-    ConnectionState, Endpoint, SessionBackend, SessionEvent, SessionEventKind, SessionProfile,
-};
-use crate::store::{NewConnectionEvent, Profile, Store};
-
-/// The session's parameters from a stored profile.
-pub fn session_profile(profile: &Profile) -> SessionProfile {
-    SessionProfile {
-        name: profile.name.clone(),
-        endpoint: Endpoint {
-            host: profile.host.clone(),
-            port: profile.port,
-            client_id: profile.client_id,
-        },
-        connection_timeout: profile.connection_timeout,
-        retry_attempts: profile.retry_attempts,
-        message_rate: profile.message_rate,
-        market_data_type: profile.market_data_type,
-    }
-}
-
-/// Event kinds as stored: a state change is stored under the state's name.
-pub fn event_kind(event: &SessionEvent) -> String {
-    match event.kind {
-        SessionEventKind::StateChanged => event.state.as_str().to_owned(),
-        SessionEventKind::Error => "error".to_owned(),
-        SessionEventKind::Notice => "notice".to_owned(),
-    }
-}
-
-/// The state a stored kind names, if it is a state change.
-pub fn state_of_kind(kind: &str) -> Option<ConnectionState> {
-    [
-        ConnectionState::Disconnected,
-        ConnectionState::Connecting,
-        ConnectionState::Connected,
-        ConnectionState::Reconnecting,
-        ConnectionState::Failed,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == kind)
-}
+use crate::ib::{SessionBackend, SessionEvent, SessionProfile};
+use crate::store::{NewConnectionEvent, Store};
 
 /// Connection events kept in the history; older ones are dropped so a server that runs
 /// for months through nightly restarts and flapping farms keeps a bounded table.
@@ -196,11 +157,23 @@ impl KeyVerifier for StoreKeys {
             }
         })
     }
+
+    fn still_valid<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<(), KeyRejection>> {
+        Box::pin(async move {
+            match self.store.api_key_by_id(key_id).await {
+                Ok(Some(record)) if !record.is_revoked() => Ok(()),
+                Ok(Some(_)) => Err(KeyRejection::Revoked),
+                Ok(None) => Err(KeyRejection::Invalid),
+                Err(_) => Err(KeyRejection::Unavailable),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ib::{ConnectionState, SessionEventKind};
 
     fn event(n: usize) -> SessionEvent {
         SessionEvent {
@@ -211,6 +184,19 @@ mod tests {
             code: None,
             message: format!("failure {n}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_key_stands_until_it_is_revoked_or_gone() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let generated = crate::crypto::generate_api_key();
+        let key = crate::store::NewApiKey::from_generated(&generated, None, Scope::Read);
+        store.insert_api_key(&key).await.unwrap();
+        let keys = StoreKeys::new(store.clone());
+        assert_eq!(keys.still_valid(&key.id).await, Ok(()));
+        store.revoke_api_key(&key.id).await.unwrap();
+        assert_eq!(keys.still_valid(&key.id).await, Err(KeyRejection::Revoked));
+        assert_eq!(keys.still_valid("nope").await, Err(KeyRejection::Invalid));
     }
 
     #[tokio::test]

@@ -1,17 +1,15 @@
-//! The contract cache in the store, and the service settings from the configuration and
-//! the active profile.
+//! The contract cache in the store: the fan-out's [`ContractStore`] over the store's
+//! contract table.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use prost::Message;
 
-use super::market_data::MarketDataSettings;
-use super::market_data_convert::{details_from_pb, details_to_pb};
-use crate::config::Config;
+use crate::api::market_data::convert::{details_from_pb, details_to_pb};
+use crate::fanout::ContractDetails;
 use crate::fanout::contracts::ContractStore;
-use crate::fanout::{ContractDetails, FanoutSettings, GreeksParams};
 use crate::proto::ibstream::v1 as pb;
-use crate::store::{Profile, Store};
+use crate::store::Store;
 
 /// Contract details kept in the store's contract table, encoded as the public
 /// `ContractDetails` message.
@@ -57,28 +55,6 @@ impl ContractStore for StoreContracts {
             }
         }
         .boxed()
-    }
-}
-
-impl MarketDataSettings {
-    /// The settings from the configuration and the active profile.
-    pub fn from_config(config: &Config, profile: &Profile) -> MarketDataSettings {
-        MarketDataSettings {
-            fanout: FanoutSettings {
-                line_budget: profile.line_budget as usize,
-                linger: config.market_data.linger,
-                data_type: profile.market_data_type,
-                allow_delayed_fallback: profile.allow_delayed_fallback,
-            },
-            request_timeout: config.market_data.request_timeout,
-            greeks: GreeksParams {
-                risk_free_rate: config.market_data.risk_free_rate,
-                dividend_yield: config.market_data.dividend_yield,
-            },
-            max_instruments_per_request: config.server.max_instruments_per_request as usize,
-            max_streams_per_key: config.server.max_streams_per_key as usize,
-            message_rate: profile.message_rate,
-        }
     }
 }
 

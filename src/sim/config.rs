@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use super::handshake::{MAX_SERVER_VERSION, OLDEST_ANNOUNCED_VERSION};
 
+/// Longest duration the simulator takes anywhere: the tick interval (setting or control
+/// plane), a refusal window, a stall. A clock cannot add durations of any size (an
+/// `Instant` plus `u64::MAX` seconds does not exist), and a year is far beyond any test.
+/// The in-process [`SimControl`](super::SimControl) clamps to it; the gRPC control plane
+/// answers `INVALID_ARGUMENT` above it.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// Settings of a simulated gateway.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -14,7 +21,7 @@ pub struct SimConfig {
     pub control_listen: Option<SocketAddr>,
     /// Seed of the market model: the same seed gives the same price series.
     pub seed: u64,
-    /// Interval between model steps of each watched instrument.
+    /// Interval between model steps of each watched instrument (at most [`MAX_DURATION`]).
     pub tick_interval: Duration,
     /// Market-data lines per connection; one more request gets error 101.
     pub line_limit: u32,
@@ -89,6 +96,9 @@ pub(crate) fn validate(config: &SimConfig) -> Result<(), SimError> {
     if config.tick_interval.is_zero() {
         return invalid("tick_interval", "must be positive");
     }
+    if config.tick_interval > MAX_DURATION {
+        return invalid("tick_interval", "must be at most 365 days");
+    }
     if config.max_messages_per_second == 0 {
         return invalid("max_messages_per_second", "must be at least 1");
     }
@@ -96,4 +106,32 @@ pub(crate) fn validate(config: &SimConfig) -> Result<(), SimError> {
         return invalid("accounts", "account ids cannot contain commas");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(config: SimConfig) -> Option<&'static str> {
+        match validate(&config) {
+            Err(SimError::InvalidConfig { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_tick_interval_must_fit_the_clock() {
+        let with = |tick_interval| SimConfig {
+            tick_interval,
+            ..SimConfig::default()
+        };
+        assert_eq!(field_of(with(Duration::ZERO)), Some("tick_interval"));
+        assert_eq!(field_of(with(Duration::MAX)), Some("tick_interval"));
+        assert_eq!(
+            field_of(with(MAX_DURATION + Duration::from_nanos(1))),
+            Some("tick_interval")
+        );
+        assert_eq!(field_of(with(MAX_DURATION)), None);
+        assert_eq!(field_of(SimConfig::default()), None);
+    }
 }

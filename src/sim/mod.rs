@@ -14,7 +14,7 @@
 //!    update), `walk` (the underlyings' random walk), `option_model` (Black-Scholes
 //!    options over it), [`model`] (the whole market, stepped per instrument),
 //!    `contract_data` (contract and contract-details messages).
-//! 3. Shared state: `config` ([`SimConfig`], [`SimError`]), `feed` (one producer
+//! 3. Shared state: `config` ([`SimConfig`], [`SimError`], limits), `feed` (one producer
 //!    per watched instrument), `state` (settings, registry, statistics, a connection's
 //!    outbox).
 //! 4. Requests: `cmd` parses a frame once into a typed command and holds one handler per
@@ -54,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
-pub use config::{SimConfig, SimError};
+pub use config::{MAX_DURATION, SimConfig, SimError};
 pub use control::{SimControl, SimStats};
 pub use grpc::ControlService;
 pub use handshake::{MAX_SERVER_VERSION, MIN_SERVER_VERSION};

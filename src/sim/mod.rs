@@ -6,7 +6,8 @@
 //! repeatable, and a control plane ([`SimControl`], gRPC `ibsim.v1.SimulatorControl`)
 //! reports statistics and injects faults.
 //!
-//! Modules, in layers: each uses only the layers above it.
+//! Modules, in layers: a module uses only those listed before it, so dependencies run one
+//! way (wire → market → shared state → requests → session → connection; control on top).
 //! 1. Wire: [`frame`] (length-prefixed frames, message ids) and `handshake` (`API\0`,
 //!    version negotiation).
 //! 2. Market: `catalog` (listed underlyings), `chains` (option chains), [`universe`]

@@ -10,6 +10,8 @@ mod contracts;
 mod control_plane;
 #[path = "simulator/faults.rs"]
 mod faults;
+#[path = "simulator/hostile.rs"]
+mod hostile;
 #[path = "simulator/limits.rs"]
 mod limits;
 #[path = "simulator/market_data.rs"]

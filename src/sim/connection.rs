@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::frame::{self, PROTOBUF_OFFSET, inbound, outbound};
+use super::cmd::{self, RequestKind};
+use super::frame;
 use super::handshake::{self, HandshakeError};
 use super::session::Session;
 use super::state::{ConnectionEntry, Outbox, Outgoing, Shared, lock};
@@ -28,13 +29,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const OUTBOX_CAPACITY: usize = 1024;
 /// Bytes gathered before a socket write.
 const WRITE_BATCH: usize = 64 * 1024;
-
-/// Farm notices a real gateway sends right after the handshake.
-const FARM_NOTICES: [(i32, &str); 3] = [
-    (2104, "Market data farm connection is OK:usfarm"),
-    (2106, "HMDS data farm connection is OK:ushmds"),
-    (2158, "Sec-def data farm connection is OK:secdefnj"),
-];
 
 /// Serves one accepted socket to the end.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
@@ -110,10 +104,10 @@ async fn handshake_and_start(
         .await
         .map_err(HandshakeError::from)?
         .ok_or(StartError::Closed)?;
-    if start.wire_id != inbound::START_API + PROTOBUF_OFFSET {
+    if RequestKind::from_wire_id(start.wire_id) != Some(RequestKind::StartApi) {
         return Err(StartError::NotStartApi(start.wire_id));
     }
-    shared.count_request("StartApi");
+    shared.count_request(RequestKind::StartApi.name());
     let client_id = tws::StartApiRequest::decode(start.payload)?
         .client_id
         .unwrap_or(0);
@@ -184,8 +178,9 @@ async fn run(
         writer,
         reg.drop_token.clone(),
     ));
+    let welcomed = cmd::gateway::welcome(&outbox, &shared.accounts).await;
     let mut session = Session::new(shared.clone(), outbox);
-    if session.start().await {
+    if welcomed {
         loop {
             let next = tokio::select! {
                 _ = reg.drop_token.cancelled() => break,
@@ -270,23 +265,4 @@ fn append(buf: &mut BytesMut, item: Outgoing) {
             }
         }
     }
-}
-
-/// Sends the post-StartApi burst: accounts, next order id, farm notices.
-pub(crate) async fn send_welcome(shared: &Shared, outbox: &Outbox) -> bool {
-    let accounts = tws::ManagedAccounts {
-        accounts_list: Some(shared.accounts.clone()),
-    };
-    let next_id = tws::NextValidId { order_id: Some(1) };
-    if !(outbox.send(outbound::MANAGED_ACCTS, &accounts).await
-        && outbox.send(outbound::NEXT_VALID_ID, &next_id).await)
-    {
-        return false;
-    }
-    for (code, msg) in FARM_NOTICES {
-        if !outbox.error(-1, code, msg).await {
-            return false;
-        }
-    }
-    true
 }

@@ -135,7 +135,7 @@ pub fn details(universe: &Universe, inst: &Instrument) -> tws::ContractDetails {
         let under = universe.get(t.underlying);
         let expiry = yyyymmdd(t.expiry);
         d.under_con_id = Some(under.con_id);
-        d.contract_month = Some(expiry[..6].to_string());
+        d.contract_month = expiry.get(..6).map(str::to_string);
         d.under_symbol = Some(under.symbol.clone());
         d.under_sec_type = Some(under.sec_type.code().into());
         d.real_expiration_date = Some(expiry);

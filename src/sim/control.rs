@@ -9,7 +9,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::info;
 
+use super::config::MAX_DURATION;
 use super::state::{Shared, lock};
+
+/// The end of a window of `length` from now; `None` for an empty one. Lengths are clamped
+/// to [`MAX_DURATION`], which any clock can add to now (one that could not would get no
+/// window rather than a panic).
+fn window_end(length: Duration) -> Option<Instant> {
+    if length.is_zero() {
+        return None;
+    }
+    Instant::now().checked_add(length.min(MAX_DURATION))
+}
 
 /// A point-in-time copy of the simulator's statistics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,17 +99,17 @@ impl SimControl {
     }
 
     /// Refuses new connections for `refuse_for` (accepted sockets are closed before the
-    /// handshake reply), as during the nightly restart. Zero accepts again at once.
+    /// handshake reply), as during the nightly restart. Zero accepts again at once; more
+    /// than [`MAX_DURATION`] refuses for that long.
     pub fn set_availability(&self, refuse_for: Duration) {
-        *lock(&self.shared.refuse_until) =
-            (!refuse_for.is_zero()).then(|| Instant::now() + refuse_for);
+        *lock(&self.shared.refuse_until) = window_end(refuse_for);
         info!(?refuse_for, "refusing new connections");
     }
 
-    /// Stops sending to every client for `duration` without closing the sockets; what
-    /// was queued meanwhile is sent afterwards.
+    /// Stops sending to every client for `duration` (at most [`MAX_DURATION`]) without
+    /// closing the sockets; what was queued meanwhile is sent afterwards.
     pub fn stall(&self, duration: Duration) {
-        *lock(&self.shared.stall_until) = (!duration.is_zero()).then(|| Instant::now() + duration);
+        *lock(&self.shared.stall_until) = window_end(duration);
         info!(?duration, "stalling every connection");
     }
 
@@ -113,9 +124,10 @@ impl SimControl {
             .count()
     }
 
-    /// Changes the model step interval of every instrument.
+    /// Changes the model step interval of every instrument, within 100 µs (a shorter one
+    /// would only spin) and [`MAX_DURATION`] (a longer one the clock cannot add).
     pub fn set_tick_interval(&self, interval: Duration) {
-        let interval = interval.max(Duration::from_micros(100));
+        let interval = interval.clamp(Duration::from_micros(100), MAX_DURATION);
         self.shared.tick_interval.send_replace(interval);
     }
 

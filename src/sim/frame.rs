@@ -5,7 +5,7 @@
 //! request id is protobuf tag 1, the first field of every tick message, so a frame splits
 //! into a per-subscription header (length, id, tag 1) and a shared tail ([`TailFrame`]).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -148,8 +148,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     let Some(mut body) = read_body(reader, MAX_INBOUND_FRAME).await? else {
         return Ok(None);
     };
-    let id = body.split_to(4);
-    let wire_id = i32::from_be_bytes([id[0], id[1], id[2], id[3]]);
+    // read_body enforces MIN_FRAME, the id's four bytes; the check keeps that local.
+    let wire_id = body
+        .try_get_i32()
+        .map_err(|_| FrameError::BadLength(body.len(), MAX_INBOUND_FRAME))?;
     Ok(Some(InboundFrame {
         wire_id,
         payload: body.freeze(),

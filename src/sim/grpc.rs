@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
+use super::config::MAX_DURATION;
 use super::control::SimControl;
 use crate::proto::ibsim::v1 as pb;
 use crate::proto::ibsim::v1::simulator_control_server::SimulatorControl;
@@ -21,11 +22,18 @@ impl ControlService {
     }
 }
 
-/// A required, non-negative duration field.
+/// A required, non-negative duration field of at most [`MAX_DURATION`].
 fn duration(value: Option<prost_types::Duration>, field: &str) -> Result<Duration, Status> {
-    let d = value.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))?;
-    Duration::try_from(d)
-        .map_err(|_| Status::invalid_argument(format!("{field} must be a non-negative duration")))
+    let invalid = |reason: &str| Status::invalid_argument(format!("{field} {reason}"));
+    let d = value.ok_or_else(|| invalid("is required"))?;
+    let d = Duration::try_from(d).map_err(|_| invalid("must be a non-negative duration"))?;
+    if d > MAX_DURATION {
+        return Err(invalid(&format!(
+            "must be at most {} seconds",
+            MAX_DURATION.as_secs()
+        )));
+    }
+    Ok(d)
 }
 
 #[tonic::async_trait]

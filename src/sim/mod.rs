@@ -6,14 +6,30 @@
 //! repeatable, and a control plane ([`SimControl`], gRPC `ibsim.v1.SimulatorControl`)
 //! reports statistics and injects faults.
 //!
-//! Layout, following a request: [`frame`] (length-prefixed frames) → `handshake` →
-//! `connection` (one socket: writer task, read loop) → `session` (pacing, dispatch) →
-//! `market_data` / `reference` (answers) ← `feed` (one producer per watched instrument)
-//! ← [`model`] (random walk, Black-Scholes options) over [`universe`] (instruments,
-//! option chains).
+//! Modules, in layers: a module uses only those listed before it, so dependencies run one
+//! way (wire → market → shared state → requests → session → connection; control on top).
+//! 1. Wire: [`frame`] (length-prefixed frames, message ids) and `handshake` (`API\0`,
+//!    version negotiation).
+//! 2. Market: `catalog` (listed underlyings), `chains` (option chains), [`universe`]
+//!    (every instrument, contract look-up), [`ticks`] (tick messages, encoded once per
+//!    update), `walk` (the underlyings' random walk), `option_model` (Black-Scholes
+//!    options over it), [`model`] (the whole market, stepped per instrument),
+//!    `contract_data` (contract and contract-details messages).
+//! 3. Shared state: `config` ([`SimConfig`], [`SimError`], limits), `feed` (one producer
+//!    per watched instrument), `state` (settings, registry, statistics, a connection's
+//!    outbox).
+//! 4. Requests: `cmd` parses a frame once into a typed command and holds one handler per
+//!    request kind (market data, reference data, gateway queries, invalid requests).
+//! 5. Session: `pacing` (the message rate) and `session` (count, pace, dispatch).
+//! 6. Connection: `connection` (handshake, registration, writer task, read loop).
+//! 7. Control: `control` ([`SimControl`], in process) and `grpc` (its gRPC adapter).
+//!
+//! This root starts the listeners and the accept loop.
 
 mod catalog;
 mod chains;
+mod cmd;
+mod config;
 mod connection;
 mod contract_data;
 mod control;
@@ -21,10 +37,9 @@ mod feed;
 pub mod frame;
 mod grpc;
 mod handshake;
-mod market_data;
 pub mod model;
 mod option_model;
-mod reference;
+mod pacing;
 mod session;
 mod state;
 pub mod ticks;
@@ -40,80 +55,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
+pub use config::{MAX_DURATION, SimConfig, SimError};
 pub use control::{SimControl, SimStats};
 pub use grpc::ControlService;
 pub use handshake::{MAX_SERVER_VERSION, MIN_SERVER_VERSION};
 use state::Shared;
-
-/// Settings of a simulated gateway.
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    /// Address of the TWS API socket (port 0 picks a free port).
-    pub gateway_listen: SocketAddr,
-    /// Address of the gRPC control plane; `None` runs without one.
-    pub control_listen: Option<SocketAddr>,
-    /// Seed of the market model: the same seed gives the same price series.
-    pub seed: u64,
-    /// Interval between model steps of each watched instrument.
-    pub tick_interval: Duration,
-    /// Market-data lines per connection; one more request gets error 101.
-    pub line_limit: u32,
-    /// Inbound messages per second per connection; more get error 100.
-    pub max_messages_per_second: u32,
-    /// Seconds over the message rate before the client is disconnected (`None`: never).
-    pub disconnect_after_violations: Option<u32>,
-    /// Accounts reported in ManagedAccounts.
-    pub accounts: Vec<String>,
-    /// Highest server version offered (213..=226). Values from 100 to 212 play an outdated
-    /// gateway that announces that version, which protobuf-era clients refuse.
-    pub server_version: i32,
-    /// Symbols without a live market-data subscription: type 1 requests get error 354,
-    /// delayed types get notice 10167 and delayed ticks.
-    pub no_live_permission: Vec<String>,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            control_listen: None,
-            seed: 7,
-            tick_interval: Duration::from_millis(250),
-            line_limit: 100,
-            max_messages_per_second: 50,
-            disconnect_after_violations: Some(3),
-            accounts: vec!["DU1234567".to_string()],
-            server_version: MAX_SERVER_VERSION,
-            no_live_permission: Vec::new(),
-        }
-    }
-}
-
-/// Why the simulator could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SimError {
-    /// The gateway socket could not be bound.
-    #[error("cannot listen for TWS API clients on {addr}: {source}")]
-    GatewayBind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The control-plane socket could not be bound.
-    #[error("cannot listen for the control plane on {addr}: {source}")]
-    ControlBind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The reflection service could not be built from the descriptor set.
-    #[error("cannot build gRPC reflection: {0}")]
-    Reflection(String),
-    /// A setting is out of range.
-    #[error("invalid setting {field}: {reason}")]
-    InvalidConfig { field: &'static str, reason: String },
-}
 
 /// Starts simulated gateways.
 #[derive(Debug)]
@@ -129,33 +75,10 @@ pub struct SimHandle {
     tasks: TaskTracker,
 }
 
-fn validate(config: &SimConfig) -> Result<(), SimError> {
-    let invalid = |field, reason: &str| {
-        Err(SimError::InvalidConfig {
-            field,
-            reason: reason.into(),
-        })
-    };
-    if !(handshake::OLDEST_ANNOUNCED_VERSION..=MAX_SERVER_VERSION).contains(&config.server_version)
-    {
-        return invalid("server_version", "must be within 100..=226");
-    }
-    if config.tick_interval.is_zero() {
-        return invalid("tick_interval", "must be positive");
-    }
-    if config.max_messages_per_second == 0 {
-        return invalid("max_messages_per_second", "must be at least 1");
-    }
-    if config.accounts.iter().any(|a| a.contains(',')) {
-        return invalid("accounts", "account ids cannot contain commas");
-    }
-    Ok(())
-}
-
 impl Simulator {
     /// Binds the sockets and starts serving.
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
-        validate(&config)?;
+        config::validate(&config)?;
         let listener = TcpListener::bind(config.gateway_listen)
             .await
             .map_err(|source| SimError::GatewayBind {

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::SimConfig;
+use super::config::SimConfig;
 use super::feed::FeedHub;
 use super::frame::{self, outbound};
 use super::model::Market;

@@ -12,7 +12,8 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 use crate::common::*;
 
-async fn started() -> (
+/// A simulator with a gRPC control plane, and a client of it.
+pub async fn started() -> (
     ibstream::sim::SimHandle,
     SimulatorControlClient<tonic::transport::Channel>,
 ) {

@@ -1,22 +1,23 @@
 //! `reqMktData`: validation, permissions and market-data types, snapshots, and streaming
-//! subscriptions that forward an instrument's shared updates to one connection.
+//! subscriptions (lines) that forward an instrument's shared updates to one connection;
+//! `cancelMktData` and `reqMarketDataType`, which change what a session holds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use super::feed::Feed;
-use super::frame::outbound;
 use super::reference::{query_from, resolve_one};
-use super::session::Session;
-use super::state::{Outbox, Outgoing, Shared};
-use super::ticks::{Generics, TickUpdate};
-use super::universe::{Instrument, SecType};
 use crate::proto::tws;
+use crate::sim::feed::Feed;
+use crate::sim::frame::outbound;
+use crate::sim::state::{Outbox, Outgoing, Shared};
+use crate::sim::ticks::{Generics, TickUpdate};
+use crate::sim::universe::{Instrument, SecType};
 
 /// Generic tick codes IB accepts (those outside [`Generics::CODES`] are accepted and
 /// produce nothing, as on a real gateway for data the account does not carry).
@@ -43,6 +44,45 @@ impl Drop for Subscription {
     }
 }
 
+/// The streaming subscriptions (market-data lines) of one connection, by ticker id.
+#[derive(Debug, Default)]
+pub(crate) struct Lines(HashMap<i32, Subscription>);
+
+impl Lines {
+    /// `cancelMktData`: stops the subscription of `req_id`, if there is one.
+    pub(crate) fn cancel(&mut self, req_id: i32) {
+        if self.0.remove(&req_id).is_none() {
+            debug!(req_id, "cancel for an unknown or finished ticker id");
+        }
+    }
+}
+
+/// The market-data type a session asked for last (1 live, 2 frozen, 3 delayed, 4 delayed
+/// frozen); a session starts live.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DataType(i32);
+
+impl Default for DataType {
+    fn default() -> Self {
+        DataType(1)
+    }
+}
+
+impl DataType {
+    /// `reqMarketDataType`: takes a valid type, ignores anything else.
+    pub(crate) fn set(&mut self, requested: Option<i32>) {
+        match requested {
+            Some(t @ 1..=4) => self.0 = t,
+            other => warn!(?other, "ignoring invalid market data type"),
+        }
+    }
+
+    /// Whether the type asks for delayed data.
+    fn delayed(self) -> bool {
+        self.0 >= 3
+    }
+}
+
 /// How a request is served.
 #[derive(Debug, Clone, Copy)]
 struct Delivery {
@@ -65,16 +105,21 @@ fn parse_generics(list: &str) -> Result<Generics, String> {
     Ok(generics)
 }
 
-/// Handles one `reqMktData`; `false` when the connection is gone.
-pub(crate) async fn request(session: &mut Session, req: tws::MarketDataRequest) -> bool {
-    let shared = session.shared.clone();
-    let out = session.outbox.clone();
+/// Handles one `reqMktData` of a session holding `lines` and asking for `data_type`;
+/// `false` when the connection is gone.
+pub(crate) async fn request(
+    shared: &Arc<Shared>,
+    out: &Outbox,
+    lines: &mut Lines,
+    data_type: DataType,
+    req: tws::MarketDataRequest,
+) -> bool {
     shared
         .counters
         .market_data_requests
         .fetch_add(1, Ordering::Relaxed);
     let req_id = req.req_id.unwrap_or(-1);
-    if session.subscriptions.contains_key(&req_id) {
+    if lines.0.contains_key(&req_id) {
         return out
             .error(
                 req_id,
@@ -93,27 +138,16 @@ pub(crate) async fn request(session: &mut Session, req: tws::MarketDataRequest) 
         }
     };
     let query = query_from(req.contract.as_ref());
-    let index = match resolve_one(&shared, &query) {
+    let index = match resolve_one(&shared.universe, &query) {
         Ok(m) => m.index,
         Err(msg) => return out.error(req_id, 200, &msg).await,
     };
     let inst = shared.universe.get(index);
     let snapshot = req.snapshot.unwrap_or(false) || req.regulatory_snapshot.unwrap_or(false);
-    let Some(delivery) = permission(
-        &shared,
-        &out,
-        inst,
-        session.market_data_type,
-        req_id,
-        generics,
-    )
-    .await
-    else {
+    let Some(delivery) = permission(shared, out, inst, data_type, req_id, generics).await else {
         return true;
     };
-    if !snapshot
-        && session.subscriptions.len() >= shared.line_limit.load(Ordering::Relaxed) as usize
-    {
+    if !snapshot && lines.0.len() >= shared.line_limit.load(Ordering::Relaxed) as usize {
         return out
             .error(req_id, 101, "Max number of tickers has been reached")
             .await;
@@ -121,17 +155,17 @@ pub(crate) async fn request(session: &mut Session, req: tws::MarketDataRequest) 
     // Subscribe before reading the current values so no update falls between them.
     let feed = (!snapshot).then(|| shared.feeds.lease(index));
     let rx = feed.as_ref().map(|f| f.subscribe());
-    if !send_opening(&shared, &out, inst, index, delivery).await {
+    if !send_opening(shared, out, inst, index, delivery).await {
         return false;
     }
     match (feed, rx) {
         (Some(feed), Some(rx)) => {
-            let forwarder = tokio::spawn(forward(rx, out, delivery));
+            let forwarder = tokio::spawn(forward(rx, out.clone(), delivery));
             shared
                 .counters
                 .active_subscriptions
                 .fetch_add(1, Ordering::Relaxed);
-            session.subscriptions.insert(
+            lines.0.insert(
                 req_id,
                 Subscription {
                     forwarder,
@@ -160,12 +194,12 @@ async fn permission(
     shared: &Shared,
     out: &Outbox,
     inst: &Instrument,
-    market_data_type: i32,
+    data_type: DataType,
     req_id: i32,
     generics: Generics,
 ) -> Option<Delivery> {
     let live = shared.has_live_permission(&inst.symbol);
-    let delayed = market_data_type >= 3;
+    let delayed = data_type.delayed();
     if !live && !delayed {
         let msg = format!(
             "Requested market data is not subscribed. Check API status by selecting the Account menu then under Management choose Market Data Subscription Manager and/or enable delayed-frozen data.Delayed market data is available.{} {}/TOP/ALL",
@@ -184,7 +218,7 @@ async fn permission(
     Some(Delivery {
         req_id,
         delayed,
-        announced_type: market_data_type,
+        announced_type: data_type.0,
         generics,
     })
 }

@@ -2,11 +2,11 @@
 
 use tracing::debug;
 
-use super::contract_data;
-use super::frame::outbound;
-use super::state::{Outbox, Shared};
-use super::universe::{ContractQuery, Match, SecType, yyyymmdd};
 use crate::proto::tws;
+use crate::sim::contract_data;
+use crate::sim::frame::outbound;
+use crate::sim::state::Outbox;
+use crate::sim::universe::{ContractQuery, Match, SecType, Universe, yyyymmdd};
 
 const NOT_FOUND: &str = "No security definition has been found for the request";
 /// Most results a symbol search returns, as IB.
@@ -34,12 +34,12 @@ pub(crate) fn query_from(contract: Option<&tws::Contract>) -> ContractQuery {
 }
 
 /// Exactly one instrument, or the error 200 text to answer with.
-pub(crate) fn resolve_one(shared: &Shared, query: &ContractQuery) -> Result<Match, String> {
-    let mut matches = shared.universe.resolve(query);
-    match matches.len() {
-        1 => Ok(matches.remove(0)),
-        0 => Err(NOT_FOUND.to_string()),
-        _ => Err(format!(
+pub(crate) fn resolve_one(universe: &Universe, query: &ContractQuery) -> Result<Match, String> {
+    let mut matches = universe.resolve(query).into_iter();
+    match (matches.next(), matches.next()) {
+        (Some(only), None) => Ok(only),
+        (None, _) => Err(NOT_FOUND.to_string()),
+        (Some(_), Some(_)) => Err(format!(
             "The contract description specified for {} is ambiguous.",
             query.symbol
         )),
@@ -48,18 +48,17 @@ pub(crate) fn resolve_one(shared: &Shared, query: &ContractQuery) -> Result<Matc
 
 /// `reqContractDetails`: every match, then ContractDataEnd; error 200 when none.
 pub(crate) async fn contract_details(
-    shared: &Shared,
+    universe: &Universe,
     out: &Outbox,
     req: tws::ContractDataRequest,
 ) -> bool {
     let req_id = req.req_id.unwrap_or(-1);
     let query = query_from(req.contract.as_ref());
-    let matches = shared.universe.resolve(&query);
+    let matches = universe.resolve(&query);
     debug!(req_id, ?query, found = matches.len(), "contract details");
     if matches.is_empty() {
         return out.error(req_id, 200, NOT_FOUND).await;
     }
-    let universe = &shared.universe;
     for m in matches {
         let inst = universe.get(m.index);
         let msg = tws::ContractData {
@@ -82,12 +81,11 @@ pub(crate) async fn contract_details(
 
 /// `reqSecDefOptParams`: one SecDefOptParameter per exchange and trading class, then End.
 pub(crate) async fn sec_def_opt_params(
-    shared: &Shared,
+    universe: &Universe,
     out: &Outbox,
     req: tws::SecDefOptParamsRequest,
 ) -> bool {
     let req_id = req.req_id.unwrap_or(-1);
-    let universe = &shared.universe;
     let con_id = req.underlying_con_id.unwrap_or(0);
     let symbol = req.underlying_symbol.unwrap_or_default();
     let sec_type = req.underlying_sec_type.unwrap_or_default();
@@ -135,11 +133,10 @@ pub(crate) async fn sec_def_opt_params(
 
 /// `reqMatchingSymbols`: one SymbolSamples frame with every match (possibly none).
 pub(crate) async fn matching_symbols(
-    shared: &Shared,
+    universe: &Universe,
     out: &Outbox,
     req: tws::MatchingSymbolsRequest,
 ) -> bool {
-    let universe = &shared.universe;
     let found = universe.search(req.pattern.as_deref().unwrap_or(""), SEARCH_LIMIT);
     let msg = tws::SymbolSamples {
         req_id: req.req_id,

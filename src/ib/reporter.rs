@@ -51,10 +51,11 @@ impl Reporter {
             s.state = state;
             s.since = now;
             changed = true;
+            // Before watchers wake: whoever sees the new state reads the same gauge.
+            self.metrics.connection_state.set(state.code());
             true
         });
         if changed {
-            self.metrics.connection_state.set(state.code());
             tracing::info!(state = state.as_str(), reason, "IB session state changed");
             self.record(SessionEventKind::StateChanged, None, reason.to_owned());
         }

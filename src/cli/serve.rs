@@ -56,10 +56,10 @@ pub struct Args {
 #[command(next_help_heading = "IB session")]
 struct SessionArgs {
     /// How often the health monitor asks the gateway for its time.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration::parse)]
     health_interval: Duration,
     /// How long each health check waits for the answer.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration::parse)]
     health_timeout: Duration,
     /// Unanswered health checks in a row after which the connection counts as lost.
     #[arg(long, value_name = "N", default_value_t = 3)]

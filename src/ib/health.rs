@@ -1,5 +1,5 @@
-//! The health monitor: asks the gateway for its time every few seconds and reports
-//! the round trip, or that no answer came.
+//! The health monitor: asks the gateway for its time every second and reports the
+//! round trip, or that no answer came.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +19,21 @@ pub struct HealthSettings {
     pub max_missed: u32,
 }
 
+/// How long a stalled gateway (socket open, nothing answered) goes unnoticed at most
+/// with the default settings: `max_missed` checks, each waiting `timeout`, the first
+/// starting up to one `interval` after the stall began. A stalled link serves stale
+/// quotes as if they were current, so this is kept to a few seconds; the price is one
+/// current-time request a second through the session's one pacer, 2 % of IB's budget
+/// of 50 messages a second.
+pub const STALL_DETECTION_BOUND: Duration = Duration::from_secs(4);
+
 impl Default for HealthSettings {
     fn default() -> Self {
+        // Three one-second misses in a row, not one three-second miss: a single slow
+        // answer (a busy gateway) does not drop a session that is still working.
         HealthSettings {
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(3),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
             max_missed: 3,
         }
     }
@@ -98,6 +108,13 @@ async fn check(client: &ibapi::Client, timeout: Duration, pacer: &MessagePacer) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_notice_a_stall_within_the_bound() {
+        let d = HealthSettings::default();
+        let worst = d.interval + d.timeout * d.max_missed;
+        assert!(worst <= STALL_DETECTION_BOUND, "{worst:?}");
+    }
 
     #[test]
     fn consecutive_misses_declare_the_link_dead() {

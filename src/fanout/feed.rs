@@ -1,7 +1,11 @@
 //! One task per instrument: owns the IB subscription, folds ticks into the last value,
 //! publishes it on a `watch` channel (readers see the newest value, never a backlog),
-//! marks it stale while the session or its farm is down, and requests it again in every
-//! new session.
+//! marks it stale while the session or its farm is down or while its data pauses for
+//! much longer than usual ([`silence`]), and requests it again in every new session.
+
+pub mod silence;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +21,7 @@ use super::source::{
 use super::tick::{Tick, apply};
 use super::types::{ContractSpec, FarmKind, MarketDataType, OptionExtras, Quote};
 use crate::metrics::Metrics;
+use silence::Cadence;
 
 /// Where a feed stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +30,8 @@ pub enum FeedStatus {
     Pending,
     /// Fresh data flowing.
     Live,
-    /// The session or the farm serving the instrument is down; the values are old.
+    /// The session or the farm serving the instrument is down, or its data paused for
+    /// much longer than usual; the values are old.
     Stale,
     /// IB refused the instrument for good (unknown, no permission, line limit …).
     Failed(SourceError),
@@ -128,6 +134,8 @@ struct State {
     /// Fresh data is expected; the first tick clears the stale mark.
     awaiting_fresh: bool,
     transient_failures: u32,
+    /// The instrument's usual pace, to notice its data pausing.
+    cadence: Cadence,
 }
 
 impl Feed {
@@ -150,6 +158,7 @@ impl Feed {
             blocks: Blocks::default(),
             awaiting_fresh: false,
             transient_failures: 0,
+            cadence: Cadence::default(),
         };
         let mut last_generation = None;
         loop {
@@ -177,6 +186,7 @@ impl Feed {
             {
                 Ok(stream) => {
                     st.awaiting_fresh = true;
+                    st.cadence.pause();
                     self.pump(stream, generation, &mut link, &mut farms, &mut st)
                         .await
                 }
@@ -213,7 +223,22 @@ impl Feed {
     ) -> Next {
         let my_farm: FarmKind = self.contract.sec_type.farm();
         loop {
+            // Only fresh data can fall silent; stale data waits for its own cause to end.
+            let silent_at = st
+                .cadence
+                .deadline()
+                .filter(|_| st.view.status == FeedStatus::Live);
             tokio::select! {
+                _ = sleep_until_some(silent_at) => {
+                    tracing::debug!(con_id = self.contract.con_id, symbol = %self.contract.symbol, pause = ?st.cadence.threshold(), "market data paused");
+                    // The pause is the instrument's own: keep timing it, so the next
+                    // update teaches its length (capped) and a quiet instrument learns
+                    // its pace instead of flapping.
+                    let cadence = std::mem::take(&mut st.cadence);
+                    self.mark_stale(st);
+                    st.cadence = cadence;
+                    st.awaiting_fresh = true;
+                }
                 changed = link.changed() => {
                     if changed.is_err() {
                         return Next::Park;
@@ -284,6 +309,7 @@ impl Feed {
         self.metrics.updates_in.add(ticks);
         if ticks > 0 {
             st.transient_failures = 0;
+            st.cadence.record(tokio::time::Instant::now());
             if st.awaiting_fresh {
                 st.awaiting_fresh = false;
                 if st.blocks.clear() {
@@ -383,6 +409,7 @@ impl Feed {
         }
         st.view.status = FeedStatus::Stale;
         st.view.quote.stale = true;
+        st.cadence.pause();
         self.publish(st, true);
     }
 
@@ -417,5 +444,13 @@ impl Feed {
             st.view.quote.received_at = SystemTime::now();
         }
         self.tx.send_replace(Arc::new(st.view.clone()));
+    }
+}
+
+/// Sleeps until `at`; never resolves for `None`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

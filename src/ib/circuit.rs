@@ -69,6 +69,14 @@ impl CircuitBreaker {
         }
     }
 
+    /// Half-opens an open circuit before its cool-down ends, when there is evidence the
+    /// gateway takes clients again (its port accepts).
+    pub fn half_open(&mut self) {
+        if self.state == CircuitState::Open {
+            self.state = CircuitState::HalfOpen;
+        }
+    }
+
     /// A successful attempt closes the circuit and forgets the failures.
     pub fn record_success(&mut self) {
         self.failures = 0;
@@ -126,6 +134,10 @@ mod tests {
         assert!(c.record_failure(t1));
         assert_eq!(c.reopens_at(), Some(t1 + Duration::from_secs(1)));
         let t2 = t1 + Duration::from_secs(1);
+        assert!(c.allow(t2));
+        assert!(c.record_failure(t2));
+        c.half_open();
+        assert_eq!(c.state(), CircuitState::HalfOpen);
         assert!(c.allow(t2));
         c.record_success();
         assert_eq!(c.state(), CircuitState::Closed);

@@ -8,7 +8,8 @@
 //! - [`notices`]: the one reading of IB's notices, applied to the status and broadcast.
 //! - [`pacer`]: the one pacer every message to the gateway waits for.
 //! - [`data_type`]: the one place that asks the gateway for a market-data type.
-//! - [`connector`]: opening a client and typing its failures; [`probe`]: connection tests.
+//! - [`connector`]: opening a client and typing its failures; [`probe`]: connection tests;
+//!   [`port_probe`]: whether the gateway's port takes clients again, without a handshake.
 //! - [`backend`]: what the session needs from the server (profile, event history).
 //! - [`link`]: how other layers borrow the live client.
 
@@ -22,6 +23,7 @@ pub mod health;
 pub mod link;
 pub mod notices;
 pub mod pacer;
+pub mod port_probe;
 pub mod probe;
 mod reporter;
 pub mod session;
@@ -35,5 +37,5 @@ pub use error::SessionError;
 pub use link::{Link, LinkWatch};
 pub use notices::{FarmKind, NoticeEffect, SessionNotice};
 pub use pacer::MessagePacer;
-pub use session::{Session, SessionSettings};
+pub use session::{RECOVERY_BOUND, Session, SessionSettings};
 pub use state::{CircuitState, ConnectionState, SessionStatus};

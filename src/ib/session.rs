@@ -19,6 +19,16 @@ use super::state::SessionStatus;
 use super::supervisor::Supervisor;
 use crate::metrics::Metrics;
 
+/// How soon, with the default settings, fresh quotes follow a gateway that takes
+/// clients again after being away (a restart, a refusing window) for as long as the
+/// server wants a session. Why it holds: while `ibapi` reconnects by itself its longest
+/// step between attempts is 3 s (Fibonacci 1, 2, 3 s for the default 3 attempts); after
+/// that the session notices the port accepting within one
+/// [`PORT_PROBE_INTERVAL`](super::port_probe::PORT_PROBE_INTERVAL) plus a 200 ms hold,
+/// whatever its backoff or circuit cool-down says. The handshake, the market-data type
+/// and the resubscriptions take well under a second more on a LAN; the rest is margin.
+pub const RECOVERY_BOUND: Duration = Duration::from_secs(5);
+
 /// Timings of the session's own machinery (the per-gateway parameters come from the
 /// active profile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

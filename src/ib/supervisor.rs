@@ -96,6 +96,11 @@ pub(crate) struct Supervisor {
     waiters: Vec<Reply>,
     /// Whether a session was up since the last connect request (Reconnecting vs Connecting).
     was_connected: bool,
+    /// `host:port` of the last attempt, for the port probe.
+    gateway_address: Option<String>,
+    /// Whether the last failure was the gateway being away (refused, closed, lost), which
+    /// its port accepting again answers; not one of a gateway that is up and says no.
+    port_tells: bool,
 }
 
 impl Supervisor {
@@ -115,6 +120,8 @@ impl Supervisor {
             generation: 0,
             waiters: Vec::new(),
             was_connected: false,
+            gateway_address: None,
+            port_tells: true,
         }
     }
 

@@ -34,6 +34,7 @@ pub struct Harness {
     pub metrics: Arc<Metrics>,
     store: Store,
     settings: MarketDataSettings,
+    session: SessionSettings,
     _dir: TempDir,
 }
 
@@ -74,6 +75,16 @@ pub async fn start_with(
     adjust: impl FnOnce(&mut SimConfig),
     settings: MarketDataSettings,
 ) -> Harness {
+    start_with_session(adjust, settings, fast_session()).await
+}
+
+/// As [`start_with`], with the session's own timings given (e.g. the defaults, to
+/// check what they promise).
+pub async fn start_with_session(
+    adjust: impl FnOnce(&mut SimConfig),
+    settings: MarketDataSettings,
+    session: SessionSettings,
+) -> Harness {
     let mut config = SimConfig {
         tick_interval: Duration::from_millis(50),
         ..SimConfig::default()
@@ -88,7 +99,7 @@ pub async fn start_with(
     profile.market_data_type = settings.fanout.data_type;
     store.save_profile(&profile).await.expect("profile saved");
 
-    let server = start_server(&store, &settings).await;
+    let server = start_server(&store, &settings, session).await;
     let addr = server.addr();
     let metrics = server.metrics();
     let h = Harness {
@@ -98,13 +109,18 @@ pub async fn start_with(
         metrics,
         store,
         settings,
+        session,
         _dir: dir,
     };
     wait_for_stats(&h.sim, "the session connected", |s| s.connections == 1).await;
     h
 }
 
-async fn start_server(store: &Store, settings: &MarketDataSettings) -> ServerHandle {
+async fn start_server(
+    store: &Store,
+    settings: &MarketDataSettings,
+    session: SessionSettings,
+) -> ServerHandle {
     let mut config = Config::default();
     config.server.max_instruments_per_request = settings.max_instruments_per_request as u32;
     config.server.max_streams_per_key = settings.max_streams_per_key as u32;
@@ -112,7 +128,7 @@ async fn start_server(store: &Store, settings: &MarketDataSettings) -> ServerHan
     config.market_data.request_timeout = settings.request_timeout;
     config.market_data.risk_free_rate = settings.greeks.risk_free_rate;
     config.market_data.dividend_yield = settings.greeks.dividend_yield;
-    support::start_server(store, "market data tests", config, fast_session()).await
+    support::start_server(store, "market data tests", config, session).await
 }
 
 impl Harness {
@@ -122,7 +138,7 @@ impl Harness {
             server.shutdown().await.expect("clean shutdown");
         }
         wait_for_stats(&self.sim, "the old session closed", |s| s.connections == 0).await;
-        let server = start_server(&self.store, &self.settings).await;
+        let server = start_server(&self.store, &self.settings, self.session).await;
         self.addr = server.addr();
         self.metrics = server.metrics();
         self.server = Some(server);

@@ -15,6 +15,7 @@ use super::{Interrupt, Live, Next, Supervisor};
 use crate::ib::backend::SessionProfile;
 use crate::ib::connector::{self, ClientOptions, ConnectFailure, ConnectFailureKind};
 use crate::ib::error::SessionError;
+use crate::ib::port_probe;
 use crate::ib::state::{CircuitState, ConnectionState};
 
 impl Supervisor {
@@ -65,6 +66,14 @@ impl Supervisor {
 
     /// Waits out the backoff delay or the open circuit's cool-down. `Some` when a request
     /// sends the supervisor elsewhere.
+    ///
+    /// After the gateway went away (refused, closed the socket, was lost) the wait also
+    /// ends, and an open circuit half-opens, as soon as its port takes clients again.
+    /// The circuit's purpose stays: it spares the gateway full API handshakes while it
+    /// refuses, and a plain TCP connect a second costs it nothing. Without this a 20 s
+    /// restart cost a full cool-down of stale data after the gateway was back. A
+    /// gateway that is up and says no (client id in use, too old) gives the port nothing
+    /// to tell, so those failures wait out the whole delay.
     async fn wait_before_retry(&mut self) -> Option<Next> {
         let now = Instant::now();
         let until = match self.circuit.reopens_at() {
@@ -82,9 +91,25 @@ impl Supervisor {
         };
         let next_retry = OffsetDateTime::now_utc() + (until - now);
         self.report.update(|s| s.next_retry = Some(next_retry));
+        let probed = self
+            .port_tells
+            .then(|| self.gateway_address.clone())
+            .flatten();
+        let port_back = async move {
+            match probed {
+                Some(address) => port_probe::until_accepting(&address).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(port_back);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return None,
+                _ = &mut port_back => {
+                    tracing::info!("the gateway's port accepts clients again");
+                    self.circuit.half_open();
+                    return None;
+                }
                 command = self.commands.recv() => match self.interrupt(command) {
                     Interrupt::Go(Next::Establish { .. }) => return None,
                     Interrupt::Go(next) => return Some(next),
@@ -97,6 +122,7 @@ impl Supervisor {
     fn begin_attempt(&mut self, profile: &SessionProfile) {
         let circuit = self.circuit.state();
         self.show_profile(profile);
+        self.gateway_address = Some(profile.endpoint.address());
         self.report.update(|s| {
             s.circuit = circuit;
             s.next_retry = None;
@@ -121,6 +147,12 @@ impl Supervisor {
 
     fn attempt_failed(&mut self, failure: &ConnectFailure) {
         self.report.error(failure.ib_code(), &failure.message);
+        // A timeout is a gateway that holds the socket without answering: its port
+        // accepting says nothing new.
+        self.port_tells = matches!(
+            failure.kind,
+            ConnectFailureKind::Refused | ConnectFailureKind::Other
+        );
         let opened = self.circuit.record_failure(Instant::now());
         let (circuit, attempts) = (self.circuit.state(), self.circuit.failures());
         self.report.update(|s| {
@@ -143,6 +175,8 @@ impl Supervisor {
         notices: NoticeStream,
     ) -> Next {
         self.circuit.record_success();
+        // Whatever ends this session next, the gateway going away is what the port tells.
+        self.port_tells = true;
         self.pacer.reset(profile.message_rate);
         let client = Arc::new(client);
         let server_version = client.server_version();

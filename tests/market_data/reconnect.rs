@@ -3,7 +3,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use ibstream::fanout::feed::silence::SILENCE_FLOOR;
+use ibstream::ib::health::STALL_DETECTION_BOUND;
+use ibstream::ib::{ConnectionState, RECOVERY_BOUND, SessionSettings};
 use ibstream::proto::ibstream::v1 as pb;
+use tokio::time::Instant;
 
 use crate::harness::*;
 
@@ -11,6 +15,11 @@ const THREE: [&str; 3] = ["AAPL", "MSFT", "SPY"];
 
 /// Reads until every instrument went stale and then resumed with fresh quotes.
 async fn stale_then_fresh(s: &mut QuoteStream) {
+    stale_then_fresh_of(s, THREE.len()).await;
+}
+
+/// Reads until `count` instruments went stale and then resumed with fresh quotes.
+async fn stale_then_fresh_of(s: &mut QuoteStream, count: usize) {
     let mut stale = HashSet::new();
     let mut resumed = HashSet::new();
     let mut fresh = HashSet::new();
@@ -35,7 +44,7 @@ async fn stale_then_fresh(s: &mut QuoteStream) {
                 fresh.insert(m.index);
             }
         }
-        fresh.len() == THREE.len()
+        fresh.len() == count
     })
     .await;
 }
@@ -102,4 +111,117 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
         .control()
         .inject_error(2104, "Market data farm connection is OK:usfarm", None);
     until_status_from(&mut s, pb::InstrumentStatusKind::Resumed, 2).await;
+}
+
+/// With the default session settings, a 20 s gateway restart (refusing every
+/// connection) costs stale data only until the gateway takes clients again and then
+/// at most [`RECOVERY_BOUND`]: the session's wait (backoff, an open circuit's
+/// cool-down) ends when the port accepts again.
+#[tokio::test]
+async fn fresh_quotes_follow_a_20_s_gateway_restart_within_the_recovery_bound() {
+    let h = start_with_session(|_| {}, settings(), SessionSettings::default()).await;
+    let mut client = h.client().await;
+    let mut s = quoting(&mut client, &["AAPL"]).await;
+    let outage = Duration::from_secs(20);
+    h.sim.control().set_availability(outage);
+    let back = Instant::now() + outage;
+    h.sim.control().drop_connections();
+    let mut stale = false;
+    let fresh_at = tokio::time::timeout(outage + WAIT, async {
+        loop {
+            let m = s
+                .message()
+                .await
+                .expect("stream healthy")
+                .expect("stream open");
+            stale |=
+                status_of(&m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Stale as i32);
+            if stale && quote_of(&m).is_some_and(|q| !q.stale) {
+                return Instant::now();
+            }
+        }
+    })
+    .await
+    .expect("fresh quotes after the restart");
+    let stats = h.sim.control().stats();
+    assert!(
+        stats.connections_refused >= 3,
+        "attempts were refused during the restart: {stats:?}"
+    );
+    assert!(fresh_at >= back, "fresh quotes while the gateway refused");
+    let recovery = fresh_at - back;
+    println!(
+        "first fresh quote {recovery:?} after the gateway took clients again (bound {RECOVERY_BOUND:?})"
+    );
+    assert!(
+        recovery <= RECOVERY_BOUND,
+        "fresh quotes {recovery:?} after the gateway came back"
+    );
+}
+
+/// With the default health settings a gateway that stalls (socket open, nothing sent)
+/// is noticed within [`STALL_DETECTION_BOUND`] and quotes resume after the stall.
+#[tokio::test]
+async fn a_stalled_gateway_is_noticed_within_seconds_and_quotes_resume() {
+    let h = start_with_session(|_| {}, settings(), SessionSettings::default()).await;
+    let mut client = h.client().await;
+    let mut s = quoting(&mut client, &["AAPL"]).await;
+    let mut status = h
+        .server
+        .as_ref()
+        .expect("server running")
+        .context()
+        .session
+        .watch_status();
+    assert_eq!(status.borrow().state, ConnectionState::Connected);
+    h.sim.control().stall(Duration::from_secs(6));
+    let stalled = Instant::now();
+    tokio::time::timeout(
+        WAIT,
+        status.wait_for(|st| st.state != ConnectionState::Connected),
+    )
+    .await
+    .expect("the stall noticed")
+    .expect("session running");
+    let noticed = stalled.elapsed();
+    println!("stall noticed after {noticed:?} (bound {STALL_DETECTION_BOUND:?})");
+    // The bound plus a second for the scheduling of a busy test machine.
+    assert!(
+        noticed <= STALL_DETECTION_BOUND + Duration::from_secs(1),
+        "a stall went unnoticed for {noticed:?}"
+    );
+    stale_then_fresh_of(&mut s, 1).await;
+}
+
+/// An instrument whose data stops while the session is fine goes stale within its
+/// silence bound, and fresh again with its next update.
+#[tokio::test]
+async fn an_instrument_whose_data_stops_goes_stale_and_fresh_again() {
+    let h = start().await;
+    let mut client = h.client().await;
+    let mut s = quoting(&mut client, &["AAPL"]).await;
+    // A couple of seconds of quotes teach the feed its pace (50 ms: the floor rules).
+    read_until(&mut s, |m| quote_of(m).is_some_and(|q| q.sequence >= 20)).await;
+    h.sim.control().set_tick_interval(Duration::from_secs(3600));
+    let stopped = Instant::now();
+    until_status_from(&mut s, pb::InstrumentStatusKind::Stale, 1).await;
+    let after = stopped.elapsed();
+    println!("stale {after:?} after the data stopped (floor {SILENCE_FLOOR:?})");
+    assert!(
+        after >= SILENCE_FLOOR - Duration::from_millis(200),
+        "stale after {after:?}, before a pause of the floor"
+    );
+    assert!(
+        after <= SILENCE_FLOOR + Duration::from_secs(2),
+        "stale only after {after:?}"
+    );
+    assert_eq!(h.session_status().state, ConnectionState::Connected);
+    h.sim.control().set_tick_interval(Duration::from_millis(50));
+    let mut resumed = false;
+    read_until(&mut s, |m| {
+        resumed |=
+            status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Resumed as i32);
+        resumed && quote_of(m).is_some_and(|q| !q.stale)
+    })
+    .await;
 }

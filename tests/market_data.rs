@@ -8,6 +8,8 @@ mod errors;
 mod harness;
 #[path = "market_data/limits.rs"]
 mod limits;
+#[path = "market_data/lookups.rs"]
+mod lookups;
 #[path = "market_data/notices.rs"]
 mod notices;
 #[path = "market_data/quotes.rs"]

@@ -43,6 +43,15 @@ impl Supervisor {
                         return self.lost(&live, "the IB client stopped").await;
                     };
                     let effect = notices::classify(notice.code, &notice.message);
+                    if effect != NoticeEffect::TransportReconnected
+                        && library_reconnect.is_none()
+                        && !live.client.is_connected()
+                    {
+                        // The drop happened since the last poll: this notice already
+                        // comes from the reconnect's handshake.
+                        monitor = None;
+                        library_reconnect = Some(self.library_reconnecting(&live));
+                    }
                     if effect == NoticeEffect::TransportReconnected {
                         let seen_through_wait = std::mem::take(&mut reconnect_notice_expected);
                         let drop_seen = library_reconnect.take().is_some();
@@ -61,8 +70,12 @@ impl Supervisor {
                         self.report.notice(notice.code, &notice.message, &effect);
                     }
                     // Nobody listening is fine: the fan-out may not be running.
+                    // While `ibapi` reconnects, notices (the farm states sent during its
+                    // handshake) belong to the session about to be published; stamped
+                    // with the old one, the fan-out would drop them with it.
+                    let generation = self.generation + u64::from(library_reconnect.is_some());
                     let _ = self.notices.send(SessionNotice {
-                        generation: self.generation,
+                        generation,
                         code: notice.code,
                         effect,
                     });
@@ -96,12 +109,7 @@ impl Supervisor {
                 _ = poll.tick() => {
                     if library_reconnect.is_none() && !live.client.is_connected() {
                         monitor = None;
-                        self.link.send_replace(None);
-                        self.forget_session();
-                        self.report.error(None, "the connection to the gateway dropped; the IB client is reconnecting");
-                        self.report.set_state(ConnectionState::Reconnecting, "the gateway connection dropped");
-                        let client = live.client.clone();
-                        library_reconnect = Some(Box::pin(async move { client.wait_connected().await }));
+                        library_reconnect = Some(self.library_reconnecting(&live));
                     }
                 }
             }
@@ -134,6 +142,23 @@ impl Supervisor {
             tracing::warn!(reason = reason.as_str(), "health check unanswered");
         }
         misses.record(report, self.settings.health.max_missed)
+    }
+
+    /// `ibapi` lost the socket and reconnects by itself: withdraw the link and wait for
+    /// its outcome.
+    fn library_reconnecting(&mut self, live: &Live) -> ReconnectWait {
+        self.link.send_replace(None);
+        self.forget_session();
+        self.report.error(
+            None,
+            "the connection to the gateway dropped; the IB client is reconnecting",
+        );
+        self.report.set_state(
+            ConnectionState::Reconnecting,
+            "the gateway connection dropped",
+        );
+        let client = live.client.clone();
+        Box::pin(async move { client.wait_connected().await })
     }
 
     /// `ibapi` re-established the socket on the same client: a new TWS session.

@@ -228,17 +228,11 @@ impl Feed {
                 .cadence
                 .deadline()
                 .filter(|_| st.view.status == FeedStatus::Live);
+            // In this order: what the session says about the data (a new session, a
+            // farm down) applies before the ticks read after it, and a tick that is
+            // there ends a pause before it counts as silence.
             tokio::select! {
-                _ = sleep_until_some(silent_at) => {
-                    tracing::debug!(con_id = self.contract.con_id, symbol = %self.contract.symbol, pause = ?st.cadence.threshold(), "market data paused");
-                    // The pause is the instrument's own: keep timing it, so the next
-                    // update teaches its length (capped) and a quiet instrument learns
-                    // its pace instead of flapping.
-                    let cadence = std::mem::take(&mut st.cadence);
-                    self.mark_stale(st);
-                    st.cadence = cadence;
-                    st.awaiting_fresh = true;
-                }
+                biased;
                 changed = link.changed() => {
                     if changed.is_err() {
                         return Next::Park;
@@ -270,6 +264,16 @@ impl Feed {
                         Ok(()) => {}
                         Err(e) => return self.on_failure(e, generation, st),
                     }
+                }
+                _ = sleep_until_some(silent_at) => {
+                    tracing::debug!(con_id = self.contract.con_id, symbol = %self.contract.symbol, pause = ?st.cadence.threshold(), "market data paused");
+                    // The pause is the instrument's own: keep timing it, so the next
+                    // update teaches its length (capped) and a quiet instrument learns
+                    // its pace instead of flapping.
+                    let cadence = std::mem::take(&mut st.cadence);
+                    self.mark_stale(st);
+                    st.cadence = cadence;
+                    st.awaiting_fresh = true;
                 }
             }
         }

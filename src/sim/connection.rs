@@ -178,7 +178,8 @@ async fn run(
         writer,
         reg.drop_token.clone(),
     ));
-    let welcomed = cmd::gateway::welcome(&outbox, &shared.accounts).await;
+    let broken = lock(&shared.broken_farms).clone();
+    let welcomed = cmd::gateway::welcome(&outbox, &shared.accounts, &broken).await;
     let mut session = Session::new(shared.clone(), outbox);
     if welcomed {
         loop {

@@ -146,6 +146,18 @@ impl SimControl {
         }
     }
 
+    /// Reports `farm` (`usfarm`, `ushmds`, `secdefnj`) broken (`true`) or OK in the
+    /// notices every new session gets after its handshake, as a gateway restarting with
+    /// a farm down does. Connected clients hear nothing: use `inject_error` for that.
+    pub fn set_farm_broken_at_start(&self, farm: &str, broken: bool) {
+        let mut set = lock(&self.shared.broken_farms);
+        if broken {
+            set.insert(farm.to_owned());
+        } else {
+            set.remove(farm);
+        }
+    }
+
     /// Current model price of an underlying (stocks, ETFs, SPX, EUR.USD by base symbol).
     pub fn spot(&self, symbol: &str) -> Option<f64> {
         let index = self.shared.universe.underlying_by_symbol(symbol)?;

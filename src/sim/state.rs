@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     pub feeds: FeedHub,
     pub tick_interval: watch::Sender<Duration>,
     pub no_live: Mutex<HashSet<String>>,
+    /// Farms the welcome after a handshake reports broken.
+    pub broken_farms: Mutex<HashSet<String>>,
     pub refuse_until: Mutex<Option<Instant>>,
     pub stall_until: Mutex<Option<Instant>>,
     pub client_ids: Mutex<HashSet<i32>>,
@@ -143,6 +145,7 @@ impl Shared {
                     .map(|s| s.to_ascii_uppercase())
                     .collect(),
             ),
+            broken_farms: Mutex::new(HashSet::new()),
             refuse_until: Mutex::new(None),
             stall_until: Mutex::new(None),
             client_ids: Mutex::new(HashSet::new()),

@@ -225,3 +225,52 @@ async fn an_instrument_whose_data_stops_goes_stale_and_fresh_again() {
     })
     .await;
 }
+
+/// A farm the gateway reports broken right after `ibapi` re-established the session
+/// (as a gateway restarting with a farm down does) keeps the farm's instruments stale in
+/// the new session until the farm is reported OK. Inside the session that notice races
+/// the reconnect's own completion, so this goes through several reconnects.
+#[tokio::test]
+async fn a_farm_reported_broken_as_the_session_comes_back_keeps_its_instruments_stale() {
+    let h = start().await;
+    let mut client = h.client().await;
+    let mut s = quoting(&mut client, &["AAPL"]).await;
+    h.sim.control().set_farm_broken_at_start("usfarm", true);
+    for round in 0..4 {
+        let requests = h.market_data_requests();
+        assert_eq!(h.sim.control().drop_connections(), 1);
+        until_status_from(&mut s, pb::InstrumentStatusKind::Stale, 1).await;
+        wait_for_stats(&h.sim, "AAPL requested in the new session", |st| {
+            st.requests_by_type
+                .get("RequestMarketData")
+                .is_some_and(|n| *n > requests)
+        })
+        .await;
+        // The simulator ticks every 50 ms, yet nothing fresh comes while the farm is down.
+        let fresh = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                let m = next(&mut s).await;
+                let resumed = status_of(&m)
+                    .is_some_and(|st| st.kind == pb::InstrumentStatusKind::Resumed as i32);
+                if resumed || quote_of(&m).is_some_and(|q| !q.stale) {
+                    return m;
+                }
+            }
+        })
+        .await;
+        assert!(
+            fresh.is_err(),
+            "round {round}: fresh data with the farm broken: {fresh:?}"
+        );
+        h.sim
+            .control()
+            .inject_error(2104, "Market data farm connection is OK:usfarm", None);
+        let mut resumed = false;
+        read_until(&mut s, |m| {
+            resumed |=
+                status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Resumed as i32);
+            resumed && quote_of(m).is_some_and(|q| !q.stale)
+        })
+        .await;
+    }
+}

@@ -1,17 +1,32 @@
 //! Requests about the gateway itself: managed accounts, the next order id, the clock, and
 //! the burst a gateway sends after StartApi (accounts, next order id, farm notices).
 
+use std::collections::HashSet;
+
 use time::OffsetDateTime;
 
 use crate::proto::tws;
 use crate::sim::frame::outbound;
 use crate::sim::state::Outbox;
 
-/// Farm notices a real gateway sends right after the handshake.
-const FARM_NOTICES: [(i32, &str); 3] = [
-    (2104, "Market data farm connection is OK:usfarm"),
-    (2106, "HMDS data farm connection is OK:ushmds"),
-    (2158, "Sec-def data farm connection is OK:secdefnj"),
+/// Farm notices a real gateway sends right after the handshake: the farm's name and
+/// the notice while it is OK and while it is broken.
+const FARM_NOTICES: [(&str, (i32, &str), (i32, &str)); 3] = [
+    (
+        "usfarm",
+        (2104, "Market data farm connection is OK:usfarm"),
+        (2103, "Market data farm connection is broken:usfarm"),
+    ),
+    (
+        "ushmds",
+        (2106, "HMDS data farm connection is OK:ushmds"),
+        (2105, "HMDS data farm connection is broken:ushmds"),
+    ),
+    (
+        "secdefnj",
+        (2158, "Sec-def data farm connection is OK:secdefnj"),
+        (2157, "Sec-def data farm connection is broken:secdefnj"),
+    ),
 ];
 
 /// ManagedAccounts with the comma-separated `accounts`; `false` when the connection is gone.
@@ -46,12 +61,20 @@ pub(crate) async fn current_time_in_millis(out: &Outbox) -> bool {
 }
 
 /// What a gateway sends after StartApi: accounts, next order id, farm notices.
-pub(crate) async fn welcome(out: &Outbox, accounts: &str) -> bool {
+/// `broken` names the farms reported broken instead of OK; those are reported first,
+/// before the accounts, so they reach a client while it is still in its handshake (the
+/// hardest moment for it to tell which session they belong to).
+pub(crate) async fn welcome(out: &Outbox, accounts: &str, broken: &HashSet<String>) -> bool {
+    for (_, _, (code, msg)) in FARM_NOTICES.iter().filter(|f| broken.contains(f.0)) {
+        if !out.error(-1, *code, msg).await {
+            return false;
+        }
+    }
     if !(managed_accounts(out, accounts).await && next_valid_id(out).await) {
         return false;
     }
-    for (code, msg) in FARM_NOTICES {
-        if !out.error(-1, code, msg).await {
+    for (_, (code, msg), _) in FARM_NOTICES.iter().filter(|f| !broken.contains(f.0)) {
+        if !out.error(-1, *code, msg).await {
             return false;
         }
     }

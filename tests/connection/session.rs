@@ -231,7 +231,8 @@ async fn a_manual_connect_resets_an_open_circuit() {
     let mut watch = harness::watch_status(&mut client).await;
     wait_state(&mut watch, S::Failed).await;
     h.sim.control().set_availability(Duration::ZERO);
-    // With an hour of cool-down only the manual connect can bring it back.
+    // With an hour of cool-down, the manual connect brings it back at once (the port
+    // probe would too, within a second).
     let up = client
         .connect(pb::ConnectRequest {})
         .await
@@ -239,6 +240,57 @@ async fn a_manual_connect_resets_an_open_circuit() {
         .into_inner();
     assert_eq!(state_of(&up), S::Connected);
     assert_eq!(up.circuit_state, pb::CircuitState::Closed as i32);
+    h.shutdown().await;
+}
+
+/// The port probe only shortens waits after the gateway went away: a gateway that is up
+/// and refuses the client id gives its port nothing to tell, so the open circuit waits
+/// out its cool-down (here an hour) and only a manual connect brings the session back.
+#[tokio::test]
+async fn a_circuit_opened_by_a_client_id_in_use_waits_out_its_cool_down() {
+    let h = Harness::start_with(Setup {
+        retry_attempts: 1,
+        session: ibstream::ib::SessionSettings {
+            circuit_cooldown: Duration::from_secs(3600),
+            ..harness::fast_session()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let holder = ibapi::Client::connect(&h.sim.gateway_addr().to_string(), 11)
+        .await
+        .expect("another client takes the profile's client id");
+    let mut client = h.client().await;
+    let err = client.connect(pb::ConnectRequest {}).await.unwrap_err();
+    assert!(err.message().contains("client id"), "{}", err.message());
+    let mut watch = harness::watch_status(&mut client).await;
+    wait_state(&mut watch, S::Failed).await;
+    holder.disconnect().await;
+    harness::eventually("the other client gone", || async {
+        h.sim.control().stats().connections == 0
+    })
+    .await;
+    // Several probe intervals: the port takes clients, yet no attempt is made.
+    let refused = h.sim.control().stats().connections_refused;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stats = h.sim.control().stats();
+    assert_eq!(
+        (stats.connections, stats.connections_refused),
+        (0, refused),
+        "{stats:?}"
+    );
+    let status = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state_of(&status), S::Failed);
+    let up = client
+        .connect(pb::ConnectRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state_of(&up), S::Connected);
     h.shutdown().await;
 }
 

@@ -9,9 +9,12 @@ use crate::proto::tws;
 use crate::sim::frame::outbound;
 use crate::sim::state::Outbox;
 
+/// An error code and its message.
+type Notice = (i32, &'static str);
+
 /// Farm notices a real gateway sends right after the handshake: the farm's name and
 /// the notice while it is OK and while it is broken.
-const FARM_NOTICES: [(&str, (i32, &str), (i32, &str)); 3] = [
+const FARM_NOTICES: [(&str, Notice, Notice); 3] = [
     (
         "usfarm",
         (2104, "Market data farm connection is OK:usfarm"),

@@ -212,17 +212,34 @@ async fn the_circuit_opens_and_half_opens() {
     h.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_manual_connect_resets_an_open_circuit() {
-    let h = Harness::start_with(Setup {
+/// A circuit that opens at the first failed attempt and stays open for an hour.
+fn one_failure_opens_for_an_hour() -> Setup {
+    Setup {
         retry_attempts: 1,
         session: ibstream::ib::SessionSettings {
             circuit_cooldown: Duration::from_secs(3600),
             ..harness::fast_session()
         },
         ..Setup::default()
-    })
-    .await;
+    }
+}
+
+/// A manual connect brings the session up with the circuit closed.
+async fn manual_connect_closes_the_circuit(
+    client: &mut pb::connection_service_client::ConnectionServiceClient<tonic::transport::Channel>,
+) {
+    let up = client
+        .connect(pb::ConnectRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state_of(&up), S::Connected);
+    assert_eq!(up.circuit_state, pb::CircuitState::Closed as i32);
+}
+
+#[tokio::test]
+async fn a_manual_connect_resets_an_open_circuit() {
+    let h = Harness::start_with(one_failure_opens_for_an_hour()).await;
     h.sim.control().set_availability(Duration::from_secs(600));
     let mut client = h.client().await;
     let err = client.connect(pb::ConnectRequest {}).await.unwrap_err();
@@ -233,13 +250,7 @@ async fn a_manual_connect_resets_an_open_circuit() {
     h.sim.control().set_availability(Duration::ZERO);
     // With an hour of cool-down, the manual connect brings it back at once (the port
     // probe would too, within a second).
-    let up = client
-        .connect(pb::ConnectRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(state_of(&up), S::Connected);
-    assert_eq!(up.circuit_state, pb::CircuitState::Closed as i32);
+    manual_connect_closes_the_circuit(&mut client).await;
     h.shutdown().await;
 }
 
@@ -248,15 +259,7 @@ async fn a_manual_connect_resets_an_open_circuit() {
 /// out its cool-down (here an hour) and only a manual connect brings the session back.
 #[tokio::test]
 async fn a_circuit_opened_by_a_client_id_in_use_waits_out_its_cool_down() {
-    let h = Harness::start_with(Setup {
-        retry_attempts: 1,
-        session: ibstream::ib::SessionSettings {
-            circuit_cooldown: Duration::from_secs(3600),
-            ..harness::fast_session()
-        },
-        ..Setup::default()
-    })
-    .await;
+    let h = Harness::start_with(one_failure_opens_for_an_hour()).await;
     let holder = ibapi::Client::connect(&h.sim.gateway_addr().to_string(), 11)
         .await
         .expect("another client takes the profile's client id");
@@ -285,12 +288,7 @@ async fn a_circuit_opened_by_a_client_id_in_use_waits_out_its_cool_down() {
         .unwrap()
         .into_inner();
     assert_eq!(state_of(&status), S::Failed);
-    let up = client
-        .connect(pb::ConnectRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(state_of(&up), S::Connected);
+    manual_connect_closes_the_circuit(&mut client).await;
     h.shutdown().await;
 }
 

@@ -113,6 +113,17 @@ async fn a_farm_going_down_marks_only_its_instruments_stale() {
     until_status_from(&mut s, pb::InstrumentStatusKind::Resumed, 2).await;
 }
 
+/// Reads until the stream reported a resume and then a fresh quote.
+async fn resumed_then_fresh(s: &mut QuoteStream) {
+    let mut resumed = false;
+    read_until(s, |m| {
+        resumed |=
+            status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Resumed as i32);
+        resumed && quote_of(m).is_some_and(|q| !q.stale)
+    })
+    .await;
+}
+
 /// With the default session settings, a 20 s gateway restart (refusing every
 /// connection) costs stale data only until the gateway takes clients again and then
 /// at most [`RECOVERY_BOUND`]: the session's wait (backoff, an open circuit's
@@ -217,13 +228,7 @@ async fn an_instrument_whose_data_stops_goes_stale_and_fresh_again() {
     );
     assert_eq!(h.session_status().state, ConnectionState::Connected);
     h.sim.control().set_tick_interval(Duration::from_millis(50));
-    let mut resumed = false;
-    read_until(&mut s, |m| {
-        resumed |=
-            status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Resumed as i32);
-        resumed && quote_of(m).is_some_and(|q| !q.stale)
-    })
-    .await;
+    resumed_then_fresh(&mut s).await;
 }
 
 /// A farm the gateway reports broken right after `ibapi` re-established the session
@@ -265,12 +270,6 @@ async fn a_farm_reported_broken_as_the_session_comes_back_keeps_its_instruments_
         h.sim
             .control()
             .inject_error(2104, "Market data farm connection is OK:usfarm", None);
-        let mut resumed = false;
-        read_until(&mut s, |m| {
-            resumed |=
-                status_of(m).is_some_and(|st| st.kind == pb::InstrumentStatusKind::Resumed as i32);
-            resumed && quote_of(m).is_some_and(|q| !q.stale)
-        })
-        .await;
+        resumed_then_fresh(&mut s).await;
     }
 }

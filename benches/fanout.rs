@@ -56,9 +56,11 @@ fn live_bytes() -> i64 {
 
 #[path = "fanout/support.rs"]
 mod support;
+#[path = "fanout/synthetic.rs"]
+mod synthetic;
 
-use ibstream::fanout::synthetic::Synthetic;
 use support::Baseline;
+use synthetic::Synthetic;
 
 // ---------------------------------------------------------------------------------------
 // Harness.

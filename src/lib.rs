@@ -15,6 +15,7 @@
 //!   credentials, API keys, connection history and contract cache in SQLite or
 //!   PostgreSQL; layered configuration.
 //! - [`metrics`]: counters and gauges shared by every layer, rendered for Prometheus.
+//! - [`drill`]: the chaos drill behind `ibstream drill`.
 //! - [`cli`]: the `ibstream` command line.
 //! - [`proto`]: code generated from `proto/`.
 
@@ -22,6 +23,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod drill;
 pub mod fanout;
 pub mod greeks;
 pub mod ib;

@@ -304,7 +304,7 @@ mod tests {
         let faults = [fault("drop", 5.0, 5.0), fault("stall", 12.0, 16.0)];
         // Open window disturbed by the drop, the drop's window by the stall, the
         // stall's window outlives the stream.
-        let f = freshness(&[s.clone()], &faults, 60.0, 10.0);
+        let f = freshness(std::slice::from_ref(&s), &faults, 60.0, 10.0);
         assert_eq!((f.windows, f.violations.len()), (0, 0));
         let mut neglected = stream(0.0, None);
         neglected.reading = Reading::Neglected;

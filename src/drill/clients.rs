@@ -186,7 +186,7 @@ impl Lane {
                 return;
             }
         };
-        let lifetime = self.rng.random_range(2.0..15.0);
+        let lifetime = self.rng.random_range(5.0..25.0);
         let updates = self.read(&mut stream, &mut log, &token, lifetime).await;
         let guard = gate.read().await;
         log.closed = Some(clock.now());
@@ -346,12 +346,10 @@ async fn next_message(
                 Some(stream_quotes_response::Event::Quote(q)) => {
                     note_quote(log, u64::from(msg.index), &q, now, clock)
                 }
-                Some(stream_quotes_response::Event::Status(st)) => {
-                    if failed(&st) {
-                        log.forget(u64::from(st.index), now);
-                    }
+                Some(stream_quotes_response::Event::Status(st)) if failed(&st) => {
+                    log.forget(u64::from(st.index), now);
                 }
-                None => {}
+                _ => {}
             }
             Ok(true)
         }

@@ -210,10 +210,8 @@ impl Monitor {
                 let connected = ConnectionState::Connected as i32;
                 let lost = match last {
                     Some((state, generation)) => {
-                        (state == connected && status.state != connected)
-                            || (status.state == connected
-                                && state == connected
-                                && status.generation > generation)
+                        state == connected
+                            && (status.state != connected || status.generation > generation)
                     }
                     None => false,
                 };

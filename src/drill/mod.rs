@@ -55,6 +55,8 @@ const WARM_UP: f64 = 5.0;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long clients get to finish after the drill stops them.
 const CLIENT_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one call of the drill's own (statistics, subscriptions, control) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after the last client left leaks are waited out.
 const SETTLE: f64 = SERVER_LINGER + 5.0;
 
@@ -94,9 +96,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
+/// A channel for the drill's own calls; a call waits at most [`CALL_TIMEOUT`] for its
+/// response (a stream's messages are not bounded by it).
 fn channel(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(5))
+        .timeout(CALL_TIMEOUT)
         .connect_lazy())
 }
 

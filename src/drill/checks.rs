@@ -106,7 +106,16 @@ fn judge(stream: &StreamLog, window: &Window<'_>, bound: f64, out: &mut Freshnes
         });
         match first {
             Some(&(client, _)) => worst = worst.max(client - window.at),
-            None => missing.push(member.name.as_str()),
+            None => missing.push(match stream.last_stale.get(key) {
+                Some(t) if *t >= window.at => {
+                    format!(
+                        "{} (stale values until +{:.1}s)",
+                        member.name,
+                        t - window.at
+                    )
+                }
+                _ => member.name.clone(),
+            }),
         }
     }
     let slot = match window.after {
@@ -284,6 +293,23 @@ mod tests {
             f.violations
         );
         assert_eq!(f.worst_recovery, Some(10.0));
+    }
+
+    #[test]
+    fn a_violation_says_when_stale_values_kept_coming() {
+        let mut s = stream(0.0, None);
+        s.fresh(0, 1.0, 1.0);
+        s.fresh(1, 1.0, 1.0);
+        s.fresh(1, 21.0, 21.0);
+        s.stale(0, 23.0);
+        let f = freshness(&[s], &[fault("drop", 20.0, 20.0)], 60.0, 10.0);
+        assert!(
+            f.violations[0]
+                .detail
+                .contains("[AAPL (stale values until +3.0s)]"),
+            "{:?}",
+            f.violations
+        );
     }
 
     #[test]

@@ -411,7 +411,9 @@ fn note_chain(log: &mut StreamLog, msg: StreamOptionChainResponse, clock: Clock)
 }
 
 fn note_quote(log: &mut StreamLog, key: u64, q: &Quote, now: f64, clock: Clock) {
-    if !q.stale {
+    if q.stale {
+        log.stale(key, now);
+    } else {
         let server = q
             .received_at
             .as_ref()

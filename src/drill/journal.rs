@@ -89,6 +89,8 @@ pub struct StreamLog {
     /// Per instrument key (request index, or option con id): (client receive time,
     /// server receive time) of non-stale values, thinned by [`FRESH_SPACING`].
     pub fresh: HashMap<u64, Vec<(f64, f64)>>,
+    /// Per instrument key, when the client last received a value marked stale.
+    pub last_stale: HashMap<u64, f64>,
     /// Keys data is expected for, with their names, and since when (a chain's window
     /// changes as it re-centres).
     pub members: BTreeMap<u64, Membership>,
@@ -113,6 +115,7 @@ impl StreamLog {
             opened,
             closed: None,
             fresh: HashMap::new(),
+            last_stale: HashMap::new(),
             members: BTreeMap::new(),
         }
     }
@@ -152,6 +155,13 @@ impl StreamLog {
         {
             times.push((client, server));
         }
+    }
+}
+
+impl StreamLog {
+    /// Records a value marked stale, received at `client`.
+    pub fn stale(&mut self, key: u64, client: f64) {
+        self.last_stale.insert(key, client);
     }
 }
 

@@ -31,7 +31,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause of a slow reader after every message.
 const SLOW_READ: Duration = Duration::from_millis(300);
 /// Share of requests with a hostile field.
-const HOSTILE_SHARE: f64 = 0.08;
+const HOSTILE_SHARE: f64 = 0.2;
 /// The key a chain stream's underlying is journaled under (option con ids are others).
 const UNDERLYING_KEY: u64 = 0;
 

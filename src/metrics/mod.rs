@@ -70,7 +70,12 @@ impl Metrics {
     /// Renders every series in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let delay_secs = self.rate_limiter_delay_micros.get() as f64 / 1e6;
-        let series: [(&str, &str, &str, String); 11] = [
+        // Tokio tasks of the runtime rendering this (the server's), so a drill can see
+        // tasks left behind by streams that ended.
+        let tasks_alive = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_alive_tasks().to_string())
+            .unwrap_or_else(|_| "0".into());
+        let series: [(&str, &str, &str, String); 12] = [
             (
                 "ibstream_connection_state",
                 "gauge",
@@ -137,6 +142,12 @@ impl Metrics {
                 "Updates replaced by a newer value before a slow stream read them",
                 self.conflated.get().to_string(),
             ),
+            (
+                "ibstream_tasks_alive",
+                "gauge",
+                "Tokio tasks alive in the server's runtime",
+                tasks_alive,
+            ),
         ];
         let mut out = String::with_capacity(2048);
         for (name, kind, help, value) in series {
@@ -163,6 +174,6 @@ mod tests {
         assert!(text.contains("\nibstream_lines_in_use 7\n"));
         assert!(text.contains("\nibstream_updates_out_total 3\n"));
         assert!(text.contains("\nibstream_rate_limiter_delay_seconds_total 1.5\n"));
-        assert_eq!(text.matches("# TYPE ").count(), 11);
+        assert_eq!(text.matches("# TYPE ").count(), 12);
     }
 }

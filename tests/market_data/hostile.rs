@@ -140,14 +140,7 @@ fn chain_of(expirations: Vec<String>) -> pb::StreamOptionChainRequest {
 async fn repeated_expirations_cost_one_window_and_too_many_are_refused() {
     let h = start().await;
     let mut client = h.client().await;
-    let chain = client
-        .get_option_chain(pb::GetOptionChainRequest {
-            underlying: Some(stock("SPY")),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = chain.expirations[0].clone();
+    let first = option_chain(&mut client, "SPY").await.expirations[0].clone();
 
     // 50,000 copies of one date, about 500 KB of request.
     let mut s = client
@@ -199,17 +192,7 @@ async fn without_keys_each_connection_has_its_own_stream_quota() {
     let h = start().await;
     let mut a = h.client().await;
     // The test server allows 64 streams per key, and as many per connection.
-    let mut open = Vec::new();
-    for _ in 0..64 {
-        open.push(stream(&mut a, vec![stock("AAPL")], pb::DataPolicy::Unspecified).await);
-    }
-    let err = a
-        .stream_quotes(pb::StreamQuotesRequest {
-            instruments: vec![stock("AAPL")],
-            data_policy: 0,
-        })
-        .await
-        .unwrap_err();
+    let (open, err) = streams_past(&mut a, 64).await;
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("connection"), "{}", err.message());
     // Another connection is not locked out by A's unread streams.
@@ -252,13 +235,6 @@ async fn short_of_lines_a_quote_stream_serves_what_fits_and_reports_the_rest() {
     assert_eq!(st.instrument.as_ref().unwrap().symbol, "IWM");
     assert_eq!(st.code, Code::ResourceExhausted as i32);
     assert!(st.message.contains("2 of 4 lines in use"), "{}", st.message);
-    let limits = client
-        .list_subscriptions(pb::ListSubscriptionsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .limits
-        .unwrap();
-    assert_eq!((limits.lines_in_use, limits.line_budget), (4, 4));
+    assert_eq!(line_usage(&mut client).await, (4, 4));
     tokio::time::sleep(Duration::from_millis(50)).await;
 }

@@ -22,17 +22,7 @@ async fn instruments_beyond_the_line_budget_report_line_limit_and_leave_others_a
     )
     .await;
     // SPY takes the one free line; QQQ reports LINE_LIMIT, and IB is not asked for it.
-    let mut refused = None;
-    read_until(&mut over, |m| {
-        if let Some(st) = status_of(m)
-            && st.kind == pb::InstrumentStatusKind::LineLimit as i32
-        {
-            refused = Some(st.clone());
-        }
-        refused.is_some()
-    })
-    .await;
-    let refused = refused.unwrap();
+    let refused = first_status(&mut over, pb::InstrumentStatusKind::LineLimit).await;
     assert_eq!(
         (refused.index, refused.code),
         (1, Code::ResourceExhausted as i32)

@@ -7,6 +7,8 @@ mod chains;
 mod errors;
 #[path = "market_data/harness.rs"]
 mod harness;
+#[path = "market_data/hostile.rs"]
+mod hostile;
 #[path = "market_data/limits.rs"]
 mod limits;
 #[path = "market_data/notices.rs"]

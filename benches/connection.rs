@@ -5,6 +5,7 @@
 //! own reconnect.
 //!
 //! `cargo bench --bench connection` (or `--profile dev` to reuse the dev build).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 use std::time::{Duration, Instant};
 

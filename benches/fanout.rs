@@ -4,6 +4,7 @@
 //! `cargo bench --bench fanout` (optionally `-- --quick`). Both servers run in this
 //! process on loopback; the market-data source is synthetic so the numbers show what
 //! ibstream adds, not what a gateway does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -56,9 +57,11 @@ fn live_bytes() -> i64 {
 
 #[path = "fanout/support.rs"]
 mod support;
+#[path = "fanout/synthetic.rs"]
+mod synthetic;
 
-use ibstream::fanout::synthetic::Synthetic;
 use support::Baseline;
+use synthetic::Synthetic;
 
 // ---------------------------------------------------------------------------------------
 // Harness.

@@ -7,6 +7,7 @@
 //! `cargo bench --bench sim_throughput` (optional: `-- <instruments> <connections> <seconds>`,
 //! defaults 20 4 5). With the defaults the figure is bound by the model's step rate (one
 //! step per instrument per millisecond); more connections show the fan-out capacity.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 use std::net::SocketAddr;
 use std::sync::Arc;

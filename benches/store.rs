@@ -5,6 +5,7 @@
 //! `cargo bench --bench store` (or `--profile dev` to reuse the dev build; dependencies
 //! are optimised in both). `IBSTREAM_BENCH_PG=postgres://…/db` names a PostgreSQL
 //! maintenance database; a scratch database is created there and dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 use std::time::{Duration, Instant};
 

@@ -18,14 +18,17 @@
 //!   PostgreSQL; layered configuration. `store` uses `crypto` and neither uses `config`.
 //! - [`market_data_type`]: the kind of market data asked of IB, shared by every layer.
 //! - [`metrics`]: counters and gauges shared by every layer, rendered for Prometheus.
+//! - [`drill`]: the chaos drill behind `ibstream drill`: a demo in a child process, faults
+//!   and hostile clients, and checks of what the server promises.
 //! - [`cli`]: the `ibstream` command line; `serve` and `demo` start [`app`].
-//! - [`proto`]: code generated from `proto/`.
+//! - [`proto`]: code generated from `proto/`, and the codec it runs on.
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod drill;
 pub mod fanout;
 pub mod greeks;
 pub mod ib;

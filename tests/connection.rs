@@ -1,5 +1,6 @@
 //! ConnectionService, the IB session, access control and the server's lifecycle, against
 //! the simulated gateway over real sockets with real tonic clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 #[path = "connection/harness.rs"]
 mod harness;

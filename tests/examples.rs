@@ -2,6 +2,7 @@
 //! as a user runs them: Python (client code generated at run time with grpc_tools) and
 //! Node (@grpc/grpc-js with @grpc/proto-loader). Without python3/grpc_tools or
 //! node/node_modules the tests warn loudly and skip, except under `CI=true`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 #[path = "cli/support.rs"]
 mod support;

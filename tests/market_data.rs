@@ -1,4 +1,5 @@
 //! `MarketDataService` against the simulated gateway, over real gRPC connections.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 #[path = "market_data/chains.rs"]
 mod chains;
@@ -6,6 +7,8 @@ mod chains;
 mod errors;
 #[path = "market_data/harness.rs"]
 mod harness;
+#[path = "market_data/hostile.rs"]
+mod hostile;
 #[path = "market_data/limits.rs"]
 mod limits;
 #[path = "market_data/lookups.rs"]

@@ -1,4 +1,5 @@
 //! The simulated gateway driven by the unmodified `ibapi` async client over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 #[path = "simulator/common.rs"]
 mod common;

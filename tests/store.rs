@@ -1,6 +1,7 @@
 //! Store, crypto and `ibstream keys` against real databases: every store test runs on
 //! SQLite (a temporary file) and on PostgreSQL (a fresh database per test at
 //! `postgres://postgres@127.0.0.1:5432/test`, dropped afterwards).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
 #[path = "store/backend.rs"]
 mod backend;

@@ -1,11 +1,11 @@
 //! The baseline side of the fan-out benchmark: a minimal tonic server streaming quotes
-//! straight from producers (ibstream's side runs on [`ibstream::fanout::synthetic`]).
+//! straight from producers (ibstream's side runs on `synthetic.rs` beside this file).
 
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+use crate::synthetic::con_id_of;
 use futures::{Stream, StreamExt};
-use ibstream::fanout::synthetic::con_id_of;
 use ibstream::proto::ibstream::v1 as pb;
 use ibstream::proto::ibstream::v1::market_data_service_server::MarketDataService;
 use tokio::sync::mpsc;

@@ -126,9 +126,9 @@ pub fn connection_status(
         last_heartbeat_time: status.last_heartbeat.map(timestamp),
         messages_sent: metrics.ib_messages_sent.get(),
         rate_limiter_delay: Some(duration(pacer.current_delay())),
-        rate_limiter_total_delay: Some(duration(Duration::from_micros(
-            metrics.rate_limiter_delay_micros.get(),
-        ))),
+        rate_limiter_total_delay: Some(duration(
+            Duration::try_from_secs_f64(metrics.rate_limiter_delay.get()).unwrap_or_default(),
+        )),
         message_rate: status.message_rate,
         lines_in_use: metrics.lines_in_use.get().clamp(0, u32::MAX.into()) as u32,
         line_budget: metrics.line_budget.get().clamp(0, u32::MAX.into()) as u32,

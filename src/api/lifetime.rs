@@ -1,5 +1,5 @@
 //! The one lifetime of every server stream (`StreamQuotes`, `StreamOptionChain`,
-//! `WatchStatus`): a per-key permit, the `ibstream_streams_open` gauge, the end with
+//! `WatchStatus`): a permit per key and per connection, the `ibstream_streams_open` gauge, the end with
 //! `UNAVAILABLE` when the server shuts down, and the end with `UNAUTHENTICATED` once the
 //! caller's key is revoked.
 
@@ -73,11 +73,12 @@ impl StreamGate {
         }
     }
 
-    /// Takes a permit for one more stream of the caller of `request`, before the handler
+    /// Takes a permit for one more stream of the caller of `request` (its key and its
+    /// connection each count), before the handler
     /// does any work for it; the stream is then counted as open until it is dropped.
     pub fn admit<T>(&self, request: &Request<T>) -> Result<StreamGuard, Status> {
         let identity = identity_of(request);
-        let permit = self.limiter.acquire(&identity)?;
+        let permit = self.limiter.acquire(&identity, request.remote_addr())?;
         self.metrics.streams_open.inc();
         Ok(StreamGuard {
             gate: self.clone(),

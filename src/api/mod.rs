@@ -34,5 +34,5 @@ pub mod watch;
 pub use auth::{Identity, KeyVerifier};
 pub use context::ServerContext;
 pub use lifetime::{StreamGate, StreamGuard};
-pub use limits::{StreamLimiter, StreamPermit};
+pub use limits::{Quota, StreamLimiter, StreamPermit};
 pub use server::{Server, ServerHandle, ServerParts};

@@ -23,6 +23,22 @@ pub struct InvalidField {
     pub reason: String,
 }
 
+/// Most characters of client input an error message repeats: enough to recognise it,
+/// never enough to blow the message (a gRPC status travels in a header) past its limit.
+pub const QUOTE_MAX_CHARS: usize = 48;
+
+/// Client input as an error message quotes it: in quotes and escaped, cut to
+/// [`QUOTE_MAX_CHARS`] characters with the length of the whole said after it. Every
+/// message that repeats what a client sent goes through here.
+pub fn quoted(input: &str) -> String {
+    let total = input.chars().count();
+    if total <= QUOTE_MAX_CHARS {
+        return format!("{input:?}");
+    }
+    let head: String = input.chars().take(QUOTE_MAX_CHARS).collect();
+    format!("{head:?}… ({total} characters)")
+}
+
 /// An invalid request field.
 pub fn invalid(field: impl Into<String>, reason: impl std::fmt::Display) -> InvalidField {
     InvalidField {
@@ -79,7 +95,9 @@ impl From<ValidationError> for Status {
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Status {
         match err {
-            StoreError::NotFound { .. } => Status::not_found(err.to_string()),
+            StoreError::NotFound { what, name } => {
+                Status::not_found(format!("{what} {} not found", quoted(&name)))
+            }
             StoreError::Conflict(_) => Status::failed_precondition(err.to_string()),
             StoreError::Invalid(invalid) => invalid.into(),
             StoreError::Corrupt { .. } => {
@@ -207,6 +225,21 @@ mod tests {
             Status::from(CryptoError::WrongKey).code(),
             tonic::Code::Internal
         );
+    }
+
+    #[test]
+    fn quoted_input_is_cut_to_a_bounded_length() {
+        assert_eq!(quoted("paper"), "\"paper\"");
+        let long = "x".repeat(10_000);
+        let q = quoted(&long);
+        assert!(q.len() < 100, "{q}");
+        assert!(q.ends_with("(10000 characters)"), "{q}");
+        let missing = Status::from(StoreError::NotFound {
+            what: "profile",
+            name: long,
+        });
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+        assert!(missing.message().len() < 120, "{}", missing.message());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod chain;
 pub mod demo;
+pub mod drill;
 pub mod keys;
 pub mod live;
 pub mod quotes;
@@ -39,6 +40,8 @@ pub enum Command {
     Chain(chain::Args),
     /// Show the server's IB session: state, version, heartbeat, lines, message rate.
     Status(status::Args),
+    /// Chaos drill: the server and a simulated gateway under seeded faults, checked.
+    Drill(drill::Args),
 }
 
 /// Runs the parsed command line to completion.
@@ -51,5 +54,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Quotes(args) => quotes::run(args).await,
         Command::Chain(args) => chain::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Drill(args) => drill::run(args).await,
     }
 }

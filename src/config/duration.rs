@@ -1,65 +1,27 @@
-//! Humane durations for configuration: `"250ms"`, `"5s"`, `"1m30s"`, `"1.5h"`; a bare
-//! number is seconds.
+//! Humane durations for configuration and flags: `"250ms"`, `"5s"`, `"1m30s"`, `"1h 30m"`,
+//! `"2days"` (humantime's syntax); a bare number is seconds and may have a fraction.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// Parses a duration such as `"250ms"`, `"10s"`, `"1m30s"` or `"2h"`. Units: `ms`, `s`,
-/// `m`, `h`; a bare number means seconds.
+/// Parses a duration such as `"250ms"`, `"10s"`, `"1m30s"` or `"2h"`; a bare number
+/// (`"5"`, `"0.5"`) means seconds.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".into());
-    }
     if let Ok(seconds) = text.parse::<f64>() {
         return seconds_to_duration(seconds, text);
     }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{text:?}: number without a unit"))?;
-        let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("{text:?}: {number:?} is not a number"))?;
-        let scale = match unit.trim() {
-            "ms" => 0.001,
-            "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" | "hr" | "hrs" => 3600.0,
-            other => {
-                return Err(format!(
-                    "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
-                ));
-            }
-        };
-        total = total
-            .checked_add(seconds_to_duration(value * scale, text)?)
-            .ok_or_else(|| format!("{text:?} is too long"))?;
-        rest = tail.trim_start();
-    }
-    Ok(total)
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
 fn seconds_to_duration(seconds: f64, text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
 }
 
-/// Formats `d` the way [`parse`] reads it back (milliseconds precision).
+/// Formats `d` the way [`parse`] reads it back (`"1m 30s"`, `"250ms"`).
 pub fn format(d: Duration) -> String {
-    let millis = d.as_millis();
-    if !millis.is_multiple_of(1000) {
-        format!("{millis}ms")
-    } else {
-        format!("{}s", millis / 1000)
-    }
+    humantime::format_duration(d).to_string()
 }
 
 /// serde adapter: `#[serde(deserialize_with = "duration::deserialize")]`, accepting a
@@ -88,8 +50,10 @@ mod tests {
         assert_eq!(parse("5").unwrap(), Duration::from_secs(5));
         assert_eq!(parse("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse("1m 30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse("1.5h").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse(" 2 min ").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse(" 2min ").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse("2days").unwrap(), Duration::from_secs(2 * 86_400));
         assert_eq!(parse("0s").unwrap(), Duration::ZERO);
     }
 
@@ -106,6 +70,7 @@ mod tests {
             Duration::from_millis(250),
             Duration::from_secs(10),
             Duration::ZERO,
+            Duration::from_secs(5400),
         ] {
             assert_eq!(parse(&format(d)).unwrap(), d);
         }

@@ -109,7 +109,9 @@ impl Chains {
                 listings.push((expiry.clone(), *right, listed));
             }
         }
-        let (window, center) = build_window(&listings, req.strikes, price);
+        let selected = select_window(&listings, req.strikes, price);
+        self.check_fits(selected.size())?;
+        let (window, center) = selected.build();
         if window.is_empty() {
             return Err(FanoutError::NotFound(format!(
                 "no listed options of {} match the window",
@@ -147,6 +149,25 @@ impl Chains {
         }
         tokio::spawn(task.run(price));
         Ok(rx)
+    }
+}
+
+impl Chains {
+    /// Refuses a window larger than the whole line budget before anything is allocated
+    /// per option: it could never be served, and building it costs memory in proportion
+    /// to what the client asked. (Whether it fits the lines free now is `acquire`'s
+    /// exact check, which counts the lines other windows already share.)
+    fn check_fits(&self, size: usize) -> Result<(), FanoutError> {
+        let usage = self.fanout.line_usage();
+        if size > usage.budget {
+            return Err(FanoutError::LineBudget {
+                in_use: usage.in_use,
+                budget: usage.budget,
+                free: usage.budget.saturating_sub(usage.in_use),
+                requested: size,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -207,20 +228,53 @@ async fn wait_for_price(feed: &FeedRef, deadline: Duration) -> Result<f64, Fanou
         .map_err(|_| FanoutError::Deadline(deadline))?
 }
 
-/// The window's options and the strike it is centred on.
-fn build_window(
+/// What a selection picks from the listings, before any option is copied: per expiry,
+/// its listings and the chosen strikes; and the strike nearest the price.
+struct Selected<'a> {
+    expiries: Vec<(Vec<&'a Listing>, Vec<f64>)>,
+    center: Option<f64>,
+}
+
+impl Selected<'_> {
+    fn chosen(&self) -> impl Iterator<Item = &ContractDetails> {
+        self.expiries.iter().flat_map(|(of_expiry, strikes)| {
+            of_expiry.iter().flat_map(move |(_, _, listed)| {
+                listed
+                    .iter()
+                    .filter(move |d| d.contract.strike.is_some_and(|k| strikes.contains(&k)))
+                    .map(|d| d.as_ref())
+            })
+        })
+    }
+
+    /// Options in the window.
+    fn size(&self) -> usize {
+        self.chosen().count()
+    }
+
+    /// The window's options and the strike it is centred on.
+    fn build(&self) -> (Vec<Arc<ContractSpec>>, Option<f64>) {
+        let window = self
+            .chosen()
+            .map(|d| Arc::new(d.contract.clone()))
+            .collect();
+        (window, self.center)
+    }
+}
+
+fn select_window(
     listings: &[Listing],
     selection: StrikeSelection,
     price: Option<f64>,
-) -> (Vec<Arc<ContractSpec>>, Option<f64>) {
-    let mut window = Vec::new();
+) -> Selected<'_> {
+    let mut expiries = Vec::new();
     let mut center = None;
-    let expiries: Vec<&String> = {
+    let names: Vec<&String> = {
         let mut e: Vec<&String> = listings.iter().map(|(e, _, _)| e).collect();
         e.dedup();
         e
     };
-    for expiry in expiries {
+    for expiry in names {
         let of_expiry: Vec<&Listing> = listings.iter().filter(|(e, _, _)| e == expiry).collect();
         let mut strikes: Vec<f64> = of_expiry
             .iter()
@@ -232,15 +286,18 @@ fn build_window(
             center = price.and_then(|p| nearest_strike(&strikes, p));
         }
         let chosen = select_strikes(&strikes, selection, price);
-        for (_, _, listed) in &of_expiry {
-            for d in listed.iter() {
-                if d.contract.strike.is_some_and(|k| chosen.contains(&k)) {
-                    window.push(Arc::new(d.contract.clone()));
-                }
-            }
-        }
+        expiries.push((of_expiry, chosen));
     }
-    (window, center)
+    Selected { expiries, center }
+}
+
+/// The window's options and the strike it is centred on.
+fn build_window(
+    listings: &[Listing],
+    selection: StrikeSelection,
+    price: Option<f64>,
+) -> (Vec<Arc<ContractSpec>>, Option<f64>) {
+    select_window(listings, selection, price).build()
 }
 
 struct Snapshot {

@@ -12,7 +12,6 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::source::{
     DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
 };
-use super::synthetic::SyntheticLink;
 use super::tick::Tick;
 use super::types::{ChainParams, ContractDetails, ContractSpec, MarketDataType, SymbolMatch};
 
@@ -180,5 +179,48 @@ impl MarketDataSource for FakeSource {
         _deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<ChainParams>, SourceError>> {
         futures::future::ready(Ok(self.chain.lock().unwrap().clone())).boxed()
+    }
+}
+
+/// The link state and farm notices of a synthetic source, starting with session 1 up.
+pub struct SyntheticLink {
+    link: watch::Sender<LinkState>,
+    farms: broadcast::Sender<StampedNotice>,
+}
+
+impl SyntheticLink {
+    /// Session 1 up; `notice_capacity` farm notices may wait for a slow fan-out.
+    pub fn new(notice_capacity: usize) -> SyntheticLink {
+        let (link, _) = watch::channel(LinkState {
+            generation: Some(1),
+        });
+        let (farms, _) = broadcast::channel(notice_capacity);
+        SyntheticLink { link, farms }
+    }
+
+    /// What [`MarketDataSource::link_state`] hands out.
+    pub fn link_state(&self) -> watch::Receiver<LinkState> {
+        self.link.subscribe()
+    }
+
+    /// What [`MarketDataSource::data_notices`] hands out.
+    pub fn data_notices(&self) -> broadcast::Receiver<StampedNotice> {
+        self.farms.subscribe()
+    }
+
+    /// The session now up, if any.
+    pub fn generation(&self) -> Option<u64> {
+        self.link.borrow().generation
+    }
+
+    /// Brings a session up (`Some`) or takes the link down (`None`).
+    pub fn set(&self, generation: Option<u64>) {
+        self.link.send_replace(LinkState { generation });
+    }
+
+    /// Sends a farm or connectivity notice of the session now up to whoever listens.
+    pub fn notify(&self, notice: DataNotice) {
+        let generation = self.generation().unwrap_or(0);
+        let _ = self.farms.send(StampedNotice { generation, notice });
     }
 }

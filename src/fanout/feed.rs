@@ -298,7 +298,7 @@ impl Feed {
                 }
                 SourceEvent::Advisory { .. } => {}
                 SourceEvent::Ended(err) => {
-                    self.metrics.updates_in.add(ticks);
+                    self.metrics.updates_in.inc_by(ticks);
                     if changed {
                         self.publish(st, true);
                     }
@@ -310,7 +310,7 @@ impl Feed {
                 event = stream.next().now_or_never().flatten();
             }
         }
-        self.metrics.updates_in.add(ticks);
+        self.metrics.updates_in.inc_by(ticks);
         if ticks > 0 {
             st.transient_failures = 0;
             st.cadence.record(tokio::time::Instant::now());

@@ -8,7 +8,11 @@
 //!   linger, line budget.
 //! - [`reader`]: what one client stream reads: the conflated merge of its instruments.
 //! - [`contracts`]: contract look-ups through a memory and store cache.
+//! - [`chain`], [`chain_window`]: option-chain windows over the feeds; [`greeks_calc`]:
+//!   IB's Greeks or Black-Scholes ones.
+//! - [`ib_convert`]: ibapi's types to the domain and back; [`error`]: [`FanoutError`].
 //! - [`tick`], [`types`]: the domain, free of tonic and ibapi types.
+//! - `fake` (tests only): a scripted source and a hand-driven link.
 
 pub mod chain;
 pub mod chain_window;
@@ -21,10 +25,11 @@ pub mod ib_source;
 pub mod reader;
 pub mod registry;
 pub mod source;
-pub mod synthetic;
 pub mod tick;
 pub mod types;
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
@@ -42,5 +47,3 @@ pub use source::{
     DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
 };
 pub use types::*;
-#[cfg(test)]
-mod chain_tests;

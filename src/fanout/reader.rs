@@ -176,7 +176,7 @@ impl Reader {
             } else {
                 seq - slot.last_seq - 1
             };
-            self.metrics.conflated.add(skipped);
+            self.metrics.conflated.inc_by(skipped);
             slot.last_seq = seq;
             self.pending.push_back(ReaderEvent::Update {
                 slot: slot_id,

@@ -1,7 +1,7 @@
 //! The registry of feeds: one per instrument, shared by every reader, reference-counted,
 //! kept for a short linger after the last reader leaves, and bounded by the line budget.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -198,53 +198,70 @@ impl Fanout {
     ) -> Result<Vec<FeedRef>, FanoutError> {
         let settings = self.settings();
         let mut feeds = lock(&self.inner.feeds);
-        let mut new_ids: Vec<i64> = contracts
+        let lines = Inner::reserve(&mut feeds, contracts, settings.line_budget);
+        if !lines.refused.is_empty() {
+            return Err(lines.shortage());
+        }
+        let refs = contracts
             .iter()
-            .map(|c| c.con_id)
-            .filter(|id| feeds.get(id).is_none_or(Entry::failed))
+            .map(|c| self.hold(&mut feeds, c, &settings, allow_delayed))
             .collect();
-        new_ids.sort_unstable();
-        new_ids.dedup();
-        let needed = new_ids.len();
-        let in_use = Inner::lines_in_use(&feeds);
-        if in_use + needed > settings.line_budget {
-            Inner::evict_lingering(&mut feeds, in_use + needed - settings.line_budget);
-        }
-        let in_use_after_evict = Inner::lines_in_use(&feeds);
-        if in_use_after_evict + needed > settings.line_budget {
-            return Err(FanoutError::LineBudget {
-                in_use: in_use_after_evict,
-                budget: settings.line_budget,
-                free: settings.line_budget.saturating_sub(in_use_after_evict),
-                requested: needed,
-            });
-        }
-        let mut refs = Vec::with_capacity(contracts.len());
-        for contract in contracts {
-            let id = contract.con_id;
-            if feeds.get(&id).is_some_and(Entry::failed) {
-                // A failed feed holds no line; readers still attached see its failure.
-                if let Some(old) = feeds.remove(&id) {
-                    old.cancel.cancel();
-                }
-            }
-            let entry = feeds
-                .entry(id)
-                .or_insert_with(|| self.spawn_feed(contract, &settings));
-            entry.readers += 1;
-            entry.epoch += 1;
-            if allow_delayed {
-                entry.allow_fallback.store(true, Ordering::Relaxed);
-            }
-            refs.push(FeedRef {
-                inner: self.inner.clone(),
-                entry_id: entry.id,
-                contract: entry.contract.clone(),
-                rx: entry.rx.clone(),
-            });
-        }
         self.inner.update_gauges(&feeds);
         Ok(refs)
+    }
+
+    /// Like [`Fanout::acquire`], but serves what fits: contracts already held and new ones
+    /// in the given order while lines are free; each of the rest gets a `LineBudget`
+    /// error saying the lines in use and the budget when the request came.
+    pub fn acquire_fitting(
+        &self,
+        contracts: &[Arc<ContractSpec>],
+        allow_delayed: bool,
+    ) -> Vec<Result<FeedRef, FanoutError>> {
+        let settings = self.settings();
+        let mut feeds = lock(&self.inner.feeds);
+        let lines = Inner::reserve(&mut feeds, contracts, settings.line_budget);
+        let refs = contracts
+            .iter()
+            .map(|c| match lines.refused.contains(&c.con_id) {
+                true => Err(lines.shortage()),
+                false => Ok(self.hold(&mut feeds, c, &settings, allow_delayed)),
+            })
+            .collect();
+        self.inner.update_gauges(&feeds);
+        refs
+    }
+
+    /// One more reader of `contract`, its feed started if no one holds it (a failed feed
+    /// is replaced). The caller has reserved its line.
+    fn hold(
+        &self,
+        feeds: &mut HashMap<i64, Entry>,
+        contract: &Arc<ContractSpec>,
+        settings: &FanoutSettings,
+        allow_delayed: bool,
+    ) -> FeedRef {
+        let id = contract.con_id;
+        if feeds.get(&id).is_some_and(Entry::failed) {
+            // A failed feed holds no line; readers still attached see its failure.
+            if let Some(old) = feeds.remove(&id) {
+                old.cancel.cancel();
+            }
+        }
+        let entry = feeds
+            .entry(id)
+            .or_insert_with(|| self.spawn_feed(contract, settings));
+        entry.readers += 1;
+        entry.epoch += 1;
+        if allow_delayed {
+            entry.allow_fallback.store(true, Ordering::Relaxed);
+        }
+        FeedRef {
+            inner: self.inner.clone(),
+            entry_id: entry.id,
+            contract: entry.contract.clone(),
+            rx: entry.rx.clone(),
+        }
     }
 
     fn spawn_feed(&self, contract: &Arc<ContractSpec>, settings: &FanoutSettings) -> Entry {
@@ -296,7 +313,59 @@ impl Fanout {
     }
 }
 
+/// How the lines a request needs were shared out.
+struct Reservation {
+    /// Lines in use, lingering ones evicted, before the request took any.
+    in_use: usize,
+    budget: usize,
+    /// New instruments the request asked for.
+    requested: usize,
+    /// conIds of the new instruments that did not fit.
+    refused: HashSet<i64>,
+}
+
+impl Reservation {
+    fn shortage(&self) -> FanoutError {
+        FanoutError::LineBudget {
+            in_use: self.in_use,
+            budget: self.budget,
+            free: self.budget.saturating_sub(self.in_use),
+            requested: self.requested,
+        }
+    }
+}
+
 impl Inner {
+    /// Evicts lingering instruments to make room for the new ones among `contracts`
+    /// (those no one holds, or whose feed failed), then counts which fit the budget, in
+    /// order.
+    fn reserve(
+        feeds: &mut HashMap<i64, Entry>,
+        contracts: &[Arc<ContractSpec>],
+        budget: usize,
+    ) -> Reservation {
+        let mut new_ids: Vec<i64> = Vec::new();
+        let mut seen = HashSet::new();
+        for c in contracts {
+            if feeds.get(&c.con_id).is_none_or(Entry::failed) && seen.insert(c.con_id) {
+                new_ids.push(c.con_id);
+            }
+        }
+        let needed = new_ids.len();
+        let in_use = Inner::lines_in_use(feeds);
+        if in_use + needed > budget {
+            Inner::evict_lingering(feeds, in_use + needed - budget);
+        }
+        let in_use = Inner::lines_in_use(feeds);
+        let free = budget.saturating_sub(in_use);
+        Reservation {
+            in_use,
+            budget,
+            requested: needed,
+            refused: new_ids.into_iter().skip(free).collect(),
+        }
+    }
+
     fn lines_in_use(feeds: &HashMap<i64, Entry>) -> usize {
         feeds.values().filter(|e| !e.failed()).count()
     }

@@ -69,9 +69,7 @@ impl MessagePacer {
     fn reserve_at(&self, now: Instant) -> Duration {
         let wait = self.lock().reserve(now);
         self.metrics.ib_messages_sent.inc();
-        self.metrics
-            .rate_limiter_delay_micros
-            .add(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
+        self.metrics.rate_limiter_delay.inc_by(wait.as_secs_f64());
         wait
     }
 
@@ -142,10 +140,7 @@ mod tests {
         let wait = pacer.reserve_at(t0);
         assert!(wait > Duration::ZERO && wait < Duration::from_millis(50));
         assert_eq!(metrics.ib_messages_sent.get(), 5);
-        assert_eq!(
-            metrics.rate_limiter_delay_micros.get(),
-            wait.as_micros() as u64
-        );
+        assert!((metrics.rate_limiter_delay.get() - wait.as_secs_f64()).abs() < 1e-9);
         assert!(pacer.lock().peek(t0) > wait);
     }
 

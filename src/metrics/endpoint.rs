@@ -71,7 +71,7 @@ async fn respond(
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        header::HeaderValue::from_static(super::CONTENT_TYPE),
     );
     Ok(response)
 }

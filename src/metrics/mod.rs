@@ -1,59 +1,33 @@
-//! Counters and gauges shared by every layer, rendered in the Prometheus text format.
+//! Counters and gauges shared by every layer, exported through `prometheus-client`.
 //!
-//! Plain atomics rather than a metrics framework: the set is small and fixed, the hot
-//! path (a tick fanned out to streams) must cost one relaxed add, and the same values
-//! feed `GetStatus`, `ListSubscriptions` and `/metrics`.
+//! The same handles feed `GetStatus`, `ListSubscriptions` and `/metrics`; an update on
+//! the hot path (a tick fanned out to streams) is one relaxed atomic add, as with plain
+//! atomics, while the crate owns naming, types and the exposition format.
+//!
+//! - [`endpoint`]: the `/metrics` HTTP endpoint.
 
-use std::fmt::Write;
 pub mod endpoint;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A value that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    pub fn set(&self, v: i64) {
-        self.0.store(v, Ordering::Relaxed);
-    }
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Every series ibstream exports. One instance per server, shared as `Arc<Metrics>`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Numeric value of the session state (the `ConnectionState` enum of the public API).
     pub connection_state: Gauge,
     pub reconnects: Counter,
-    /// Messages ibstream asked `ibapi` to send to the gateway.
+    /// Messages sent to the gateway (every one passes the session's pacer).
     pub ib_messages_sent: Counter,
-    /// Total time requests waited in the rate limiter, in microseconds.
-    pub rate_limiter_delay_micros: Counter,
+    /// Total time messages waited in the pacer, in seconds.
+    pub rate_limiter_delay: Counter<f64, AtomicU64>,
     pub lines_in_use: Gauge,
     pub line_budget: Gauge,
     pub instruments_cached: Gauge,
@@ -64,87 +38,101 @@ pub struct Metrics {
     pub updates_out: Counter,
     /// Updates a slow stream never saw because a newer value replaced them.
     pub conflated: Counter,
+    /// Tokio tasks of the runtime rendering the metrics (the server's), read at each
+    /// scrape, so a drill can see tasks left behind by streams that ended.
+    tasks_alive: Gauge,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Metrics {
+            connection_state: Gauge::default(),
+            reconnects: Counter::default(),
+            ib_messages_sent: Counter::default(),
+            rate_limiter_delay: Counter::default(),
+            lines_in_use: Gauge::default(),
+            line_budget: Gauge::default(),
+            instruments_cached: Gauge::default(),
+            streams_open: Gauge::default(),
+            updates_in: Counter::default(),
+            updates_out: Counter::default(),
+            conflated: Counter::default(),
+            tasks_alive: Gauge::default(),
+            registry: Registry::with_prefix("ibstream"),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "connection_state",
+            "IB session state (0 unspecified, 1 disconnected, 2 connecting, 3 connected, 4 reconnecting, 5 failed)",
+            m.connection_state.clone(),
+        );
+        r.register(
+            "reconnects",
+            "Sessions re-established after a loss",
+            m.reconnects.clone(),
+        );
+        r.register(
+            "ib_messages_sent",
+            "Messages sent to the gateway",
+            m.ib_messages_sent.clone(),
+        );
+        r.register(
+            "rate_limiter_delay_seconds",
+            "Time messages waited for the message-rate limiter",
+            m.rate_limiter_delay.clone(),
+        );
+        r.register(
+            "lines_in_use",
+            "Market-data lines held at IB",
+            m.lines_in_use.clone(),
+        );
+        r.register(
+            "line_budget",
+            "Market-data lines ibstream may hold",
+            m.line_budget.clone(),
+        );
+        r.register(
+            "instruments_cached",
+            "Instruments in the last-value cache",
+            m.instruments_cached.clone(),
+        );
+        r.register("streams_open", "gRPC streams open", m.streams_open.clone());
+        r.register(
+            "updates_in",
+            "Market-data updates received from IB",
+            m.updates_in.clone(),
+        );
+        r.register(
+            "updates_out",
+            "Messages delivered to gRPC streams",
+            m.updates_out.clone(),
+        );
+        r.register(
+            "conflated_updates",
+            "Updates replaced by a newer value before a slow stream read them",
+            m.conflated.clone(),
+        );
+        r.register(
+            "tasks_alive",
+            "Tokio tasks alive in the server's runtime",
+            m.tasks_alive.clone(),
+        );
+        m
+    }
 }
 
 impl Metrics {
-    /// Renders every series in the Prometheus text exposition format.
+    /// Renders every series in the OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
-        let delay_secs = self.rate_limiter_delay_micros.get() as f64 / 1e6;
-        let series: [(&str, &str, &str, String); 11] = [
-            (
-                "ibstream_connection_state",
-                "gauge",
-                "IB session state (0 unspecified, 1 disconnected, 2 connecting, 3 connected, 4 reconnecting, 5 failed)",
-                self.connection_state.get().to_string(),
-            ),
-            (
-                "ibstream_reconnects_total",
-                "counter",
-                "Sessions re-established after a loss",
-                self.reconnects.get().to_string(),
-            ),
-            (
-                "ibstream_ib_messages_sent_total",
-                "counter",
-                "Messages sent to the gateway",
-                self.ib_messages_sent.get().to_string(),
-            ),
-            (
-                "ibstream_rate_limiter_delay_seconds_total",
-                "counter",
-                "Time requests waited for the message-rate limiter",
-                delay_secs.to_string(),
-            ),
-            (
-                "ibstream_lines_in_use",
-                "gauge",
-                "Market-data lines held at IB",
-                self.lines_in_use.get().to_string(),
-            ),
-            (
-                "ibstream_line_budget",
-                "gauge",
-                "Market-data lines ibstream may hold",
-                self.line_budget.get().to_string(),
-            ),
-            (
-                "ibstream_instruments_cached",
-                "gauge",
-                "Instruments in the last-value cache",
-                self.instruments_cached.get().to_string(),
-            ),
-            (
-                "ibstream_streams_open",
-                "gauge",
-                "gRPC streams open",
-                self.streams_open.get().to_string(),
-            ),
-            (
-                "ibstream_updates_in_total",
-                "counter",
-                "Market-data updates received from IB",
-                self.updates_in.get().to_string(),
-            ),
-            (
-                "ibstream_updates_out_total",
-                "counter",
-                "Messages delivered to gRPC streams",
-                self.updates_out.get().to_string(),
-            ),
-            (
-                "ibstream_conflated_updates_total",
-                "counter",
-                "Updates replaced by a newer value before a slow stream read them",
-                self.conflated.get().to_string(),
-            ),
-        ];
-        let mut out = String::with_capacity(2048);
-        for (name, kind, help, value) in series {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let alive = runtime.metrics().num_alive_tasks();
+            self.tasks_alive
+                .set(i64::try_from(alive).unwrap_or(i64::MAX));
         }
+        let mut out = String::with_capacity(2048);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
         out
     }
 }
@@ -157,12 +145,12 @@ mod tests {
     fn render_lists_every_series_with_its_value() {
         let m = Metrics::default();
         m.lines_in_use.set(7);
-        m.updates_out.add(3);
-        m.rate_limiter_delay_micros.add(1_500_000);
+        m.updates_out.inc_by(3);
+        m.rate_limiter_delay.inc_by(1.5);
         let text = m.render();
         assert!(text.contains("\nibstream_lines_in_use 7\n"));
         assert!(text.contains("\nibstream_updates_out_total 3\n"));
         assert!(text.contains("\nibstream_rate_limiter_delay_seconds_total 1.5\n"));
-        assert_eq!(text.matches("# TYPE ").count(), 11);
+        assert_eq!(text.matches("# TYPE ").count(), 12);
     }
 }

@@ -44,6 +44,15 @@ pub enum StoreError {
     /// A background task serving the query (e.g. hash verification) failed.
     #[error("store task failed: {0}")]
     Task(String),
+    /// The SQLite database file could not be created.
+    #[error("cannot create database file {}", path.display())]
+    DatabaseFile {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The data directory could not be created.
     #[error("cannot create data directory {}", path.display())]
     DataDir {

@@ -6,6 +6,10 @@
 //! this module, never sea-orm models, so callers do not depend on the schema.
 //! [`unlock`] derives the master key for a store and proves it is the key the database
 //! was sealed with, so a wrong master secret fails at start-up, not at first use.
+//!
+//! Modules: `api_keys`, `contracts` (the contract cache), `entity`, `error`, `events`,
+//! `profile` (the domain type and its validation), `profiles`, `secrets`, `sqlite_file`
+//! (database files created owner-only), `time_codec`, [`unlock`].
 
 mod api_keys;
 mod contracts;
@@ -15,6 +19,7 @@ mod events;
 mod profile;
 mod profiles;
 mod secrets;
+mod sqlite_file;
 mod time_codec;
 mod unlock;
 
@@ -55,6 +60,7 @@ impl Store {
     /// Connects to `url` (`sqlite://<path>?mode=rwc`, `sqlite::memory:`,
     /// `postgres://…`), applies pending migrations and seeds the default profile when
     /// the database has none.
+    /// A SQLite file it creates is owner-only (mode 0600), as are its `-wal` and `-shm`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let mut options = ConnectOptions::new(url.to_owned());
         // Statements would otherwise be logged with their parameters, sealed blobs and
@@ -73,6 +79,7 @@ impl Store {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(std::time::Duration::from_secs(10))
         });
+        sqlite_file::create_private(url)?;
         let db = Database::connect(options)
             .await
             .map_err(StoreError::Connect)?;

@@ -198,7 +198,9 @@ fn validate_host(host: &str) -> Result<(), ValidationError> {
     } else {
         Err(ValidationError::new(
             "host",
-            format!("{host:?} is neither an IP address nor a valid host name"),
+            // The host is not repeated: it may be anything a client sent, of any length.
+            "must be an IP address or a host name (labels of letters, digits and '-', \
+             253 characters at most)",
         ))
     }
 }

@@ -58,11 +58,11 @@ fn metrics_endpoint_serves_every_series() {
     let demo = Demo::start();
     let response = http_get(&demo.metrics);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    // Every series the registry renders, by name, from the registry itself.
+    // Every series the registry renders, by sample name, from the registry itself.
     let names: Vec<String> = ibstream::metrics::Metrics::default()
         .render()
         .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter(|l| !l.starts_with('#'))
         .map(|l| l.split_whitespace().next().unwrap().to_owned())
         .collect();
     assert!(names.len() >= 10, "{names:?}");

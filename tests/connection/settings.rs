@@ -326,3 +326,39 @@ async fn profiles_are_listed_created_and_activated() {
     assert_eq!(empty.code(), Code::InvalidArgument);
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_unknown_profile_of_ten_thousand_characters_is_not_found_in_a_short_message() {
+    let h = Harness::start().await;
+    let mut client = h.client().await;
+    let name = "p".repeat(10_000);
+    let get = client
+        .get_settings(pb::GetSettingsRequest {
+            profile: Some(name.clone()),
+        })
+        .await
+        .unwrap_err();
+    let activate = client
+        .activate_profile(pb::ActivateProfileRequest {
+            profile: name.clone(),
+        })
+        .await
+        .unwrap_err();
+    let update = client
+        .update_settings(update(
+            pb::Settings {
+                name,
+                port: 4002,
+                ..Default::default()
+            },
+            &["port"],
+        ))
+        .await
+        .unwrap_err();
+    for status in [get, activate, update] {
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert!(status.message().len() < 200, "{}", status.message());
+        assert!(status.message().contains("ppp"), "{}", status.message());
+    }
+    h.shutdown().await;
+}

@@ -355,3 +355,64 @@ pub async fn wait_for_stats(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The option chain of `symbol`'s stock.
+pub async fn option_chain(
+    client: &mut MarketDataServiceClient<Channel>,
+    symbol: &str,
+) -> pb::OptionChain {
+    client
+        .get_option_chain(pb::GetOptionChainRequest {
+            underlying: Some(stock(symbol)),
+        })
+        .await
+        .expect("the chain of a known symbol")
+        .into_inner()
+}
+
+/// Opens `count` quote streams on `client`, then one more: the streams and how the
+/// extra one was refused.
+pub async fn streams_past(
+    client: &mut MarketDataServiceClient<Channel>,
+    count: usize,
+) -> (Vec<QuoteStream>, tonic::Status) {
+    let mut open = Vec::new();
+    for _ in 0..count {
+        open.push(stream(client, vec![stock("AAPL")], pb::DataPolicy::Unspecified).await);
+    }
+    let refused = client
+        .stream_quotes(pb::StreamQuotesRequest {
+            instruments: vec![stock("AAPL")],
+            data_policy: 0,
+        })
+        .await
+        .expect_err("one stream past the limit is refused");
+    (open, refused)
+}
+
+/// Reads until an instrument reports a status of `kind`; returns that status.
+pub async fn first_status(
+    stream: &mut QuoteStream,
+    kind: pb::InstrumentStatusKind,
+) -> pb::InstrumentStatus {
+    let seen = read_until(stream, |m| {
+        status_of(m).is_some_and(|st| st.kind == kind as i32)
+    })
+    .await;
+    seen.last()
+        .and_then(status_of)
+        .cloned()
+        .expect("the status read last")
+}
+
+/// Lines in use and the line budget, as `ListSubscriptions` reports them.
+pub async fn line_usage(client: &mut MarketDataServiceClient<Channel>) -> (u32, u32) {
+    let limits = client
+        .list_subscriptions(pb::ListSubscriptionsRequest {})
+        .await
+        .expect("ListSubscriptions answers")
+        .into_inner()
+        .limits
+        .expect("limits are reported");
+    (limits.lines_in_use, limits.line_budget)
+}

@@ -11,11 +11,43 @@ use crate::fanout::{
 };
 use crate::proto::ibstream::v1 as pb;
 
+/// Most characters of a symbol (IB's longest are well under this).
+pub const MAX_SYMBOL_CHARS: usize = 32;
+/// Most characters of an exchange, primary exchange or trading class: IB's codes are
+/// short words (`SMART`, `IDEALPRO`, `SPXW`).
+pub const MAX_CODE_CHARS: usize = 32;
+/// Most characters of a multiplier (a number such as `100`).
+pub const MAX_MULTIPLIER_CHARS: usize = 16;
+/// Most characters of a local symbol (an OCC option symbol has 21).
+pub const MAX_LOCAL_SYMBOL_CHARS: usize = 64;
+/// Most characters of a `SearchSymbols` pattern.
+pub const MAX_PATTERN_CHARS: usize = 64;
+
+/// Reads a text field that goes to IB: trimmed, at most `max` printable ASCII characters
+/// (spaces inside allowed). Every client string bound for the gateway passes here: an
+/// oversized or control-character value would make a frame the gateway refuses, and it
+/// answers by closing the one session every client shares.
+pub fn ib_text(field: &str, value: &str, max: usize) -> Result<String, FanoutError> {
+    let value = value.trim();
+    if value.len() > max || !value.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return Err(FanoutError::invalid(
+            field,
+            format!("must be at most {max} printable ASCII characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 /// Reads a requested instrument; `field` is its path in the request (e.g.
 /// `instruments[2]`), used to name invalid fields.
 pub fn instrument_to_spec(i: &pb::Instrument, field: &str) -> Result<ContractSpec, FanoutError> {
     let invalid =
         |name: &str, reason: &str| FanoutError::invalid(format!("{field}.{name}"), reason);
+    let text =
+        |name: &str, value: &str, max: usize| ib_text(&format!("{field}.{name}"), value, max);
+    let upper = |name: &str, value: &str, max: usize| {
+        text(name, value, max).map(|v| v.to_ascii_uppercase())
+    };
     if i.con_id < 0 {
         return Err(invalid("con_id", "must be positive"));
     }
@@ -27,14 +59,9 @@ pub fn instrument_to_spec(i: &pb::Instrument, field: &str) -> Result<ContractSpe
         Ok(pb::OptionRight::Put) => Some(Right::Put),
         Err(_) => return Err(invalid("right", "unknown option right")),
     };
-    let symbol = i.symbol.trim().to_ascii_uppercase();
-    if i.con_id == 0 {
-        if symbol.is_empty() {
-            return Err(invalid("symbol", "required unless con_id is set"));
-        }
-        if symbol.len() > 32 || !symbol.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
-            return Err(invalid("symbol", "must be at most 32 printable characters"));
-        }
+    let symbol = upper("symbol", &i.symbol, MAX_SYMBOL_CHARS)?;
+    if i.con_id == 0 && symbol.is_empty() {
+        return Err(invalid("symbol", "required unless con_id is set"));
     }
     if let Some(strike) = i.strike
         && !(strike.is_finite() && strike > 0.0)
@@ -82,29 +109,30 @@ pub fn instrument_to_spec(i: &pb::Instrument, field: &str) -> Result<ContractSpe
             "forex pairs take the base currency as symbol and the quote currency as currency (EUR + USD)",
         ));
     }
-    let upper = |s: &str| s.trim().to_ascii_uppercase();
-    let exchange = match upper(&i.exchange) {
+    let exchange = match upper("exchange", &i.exchange, MAX_CODE_CHARS)? {
         e if e.is_empty() && sec_type == SecType::Forex => "IDEALPRO".to_owned(),
         e if e.is_empty() => "SMART".to_owned(),
         e => e,
     };
-    let currency = match upper(&i.currency) {
+    let currency = match i.currency.trim().to_ascii_uppercase() {
         c if c.is_empty() => "USD".to_owned(),
         c if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) => c,
         _ => return Err(invalid("currency", "must be a three-letter currency code")),
     };
+    // Not sent to IB (the resolved contract's own is used), but bounded like the rest.
+    text("local_symbol", &i.local_symbol, MAX_LOCAL_SYMBOL_CHARS)?;
     Ok(ContractSpec {
         con_id: i.con_id,
         symbol,
         sec_type,
         exchange,
-        primary_exchange: upper(&i.primary_exchange),
+        primary_exchange: upper("primary_exchange", &i.primary_exchange, MAX_CODE_CHARS)?,
         currency,
         expiry: i.expiry.clone(),
         strike: i.strike,
         right,
-        multiplier: i.multiplier.trim().to_owned(),
-        trading_class: upper(&i.trading_class),
+        multiplier: text("multiplier", &i.multiplier, MAX_MULTIPLIER_CHARS)?,
+        trading_class: upper("trading_class", &i.trading_class, MAX_CODE_CHARS)?,
         local_symbol: String::new(),
     })
 }
@@ -399,6 +427,40 @@ mod tests {
         let err = instrument_to_spec(&stock, "instruments[1]").unwrap_err();
         assert!(
             matches!(err, FanoutError::InvalidArgument { field, .. } if field == "instruments[1].symbol")
+        );
+    }
+
+    #[test]
+    fn every_string_bound_for_ib_is_bounded_and_printable() {
+        let long = "X".repeat(70_000);
+        type Set = fn(&mut pb::Instrument, String);
+        let fields: [(&str, Set); 6] = [
+            ("symbol", |i, v| i.symbol = v),
+            ("exchange", |i, v| i.exchange = v),
+            ("primary_exchange", |i, v| i.primary_exchange = v),
+            ("trading_class", |i, v| i.trading_class = v),
+            ("multiplier", |i, v| i.multiplier = v),
+            ("local_symbol", |i, v| i.local_symbol = v),
+        ];
+        for (name, set) in fields {
+            for value in [long.clone(), "A\0B".to_owned(), "A\nB".to_owned()] {
+                let mut bad = option(Some(500.0));
+                bad.con_id = 12;
+                set(&mut bad, value);
+                let err = instrument_to_spec(&bad, "instruments[0]").unwrap_err();
+                assert!(
+                    matches!(&err, FanoutError::InvalidArgument { field, .. } if field == &format!("instruments[0].{name}")),
+                    "{name}: {err:?}"
+                );
+            }
+        }
+        let mut fine = option(Some(500.0));
+        fine.exchange = " cboe ".into();
+        fine.trading_class = "SPY".into();
+        let spec = instrument_to_spec(&fine, "i").unwrap();
+        assert_eq!(
+            (spec.exchange.as_str(), spec.trading_class.as_str()),
+            ("CBOE", "SPY")
         );
     }
 

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 use tonic::{Request, Response, Status};
 
 use self::convert::{
-    chain_to_pb, data_policy_from_pb, details_to_pb, instrument_to_spec, limits_to_pb, quote_to_pb,
-    symbol_match_to_pb,
+    MAX_PATTERN_CHARS, chain_to_pb, data_policy_from_pb, details_to_pb, ib_text,
+    instrument_to_spec, limits_to_pb, quote_to_pb, symbol_match_to_pb,
 };
 use self::streams::{chain_request, chain_stream, quote_stream};
 use super::lifetime::{BoxedStream, StreamGate};
@@ -261,9 +261,9 @@ impl MarketDataService for MarketData {
         &self,
         request: Request<pb::SearchSymbolsRequest>,
     ) -> Result<Response<pb::SearchSymbolsResponse>, Status> {
-        let pattern = request.into_inner().pattern.trim().to_owned();
-        if pattern.is_empty() || pattern.len() > 64 {
-            return Err(FanoutError::invalid("pattern", "must be 1 to 64 characters").into());
+        let pattern = ib_text("pattern", &request.into_inner().pattern, MAX_PATTERN_CHARS)?;
+        if pattern.is_empty() {
+            return Err(FanoutError::invalid("pattern", "required").into());
         }
         let found = self.parts.contracts.search(&pattern).await?;
         Ok(Response::new(pb::SearchSymbolsResponse {

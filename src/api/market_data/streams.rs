@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::convert::{
-    data_policy_from_pb, duration, greeks_to_pb, instrument_to_spec, quote_to_pb, spec_to_pb,
+    MAX_CODE_CHARS, data_policy_from_pb, duration, greeks_to_pb, ib_text, instrument_to_spec,
+    quote_to_pb, spec_to_pb,
 };
 use crate::api::lifetime::BoxedStream;
 use crate::api::status::fanout_code;
@@ -22,6 +23,11 @@ use crate::proto::ibstream::v1 as pb;
 
 /// Default strikes per expiration of a window around the money.
 const DEFAULT_STRIKE_COUNT: usize = 10;
+/// Most strikes per expiration of a window around the money (`strike_count`).
+pub const MAX_CHAIN_STRIKES: u32 = 200;
+/// Most distinct expirations of one window, named (`expirations`) or counted
+/// (`expiration_count`).
+pub const MAX_CHAIN_EXPIRATIONS: usize = 24;
 
 pub(crate) fn status_pb(
     index: usize,
@@ -65,7 +71,8 @@ pub(crate) fn status_pb(
 }
 
 /// The stream of `StreamQuotes`: the instruments are resolved inside it (failures become
-/// status events), their lines taken all at once, then the reader's events follow.
+/// status events), their lines taken at once (those that do not fit report LINE_LIMIT),
+/// then the reader's events follow.
 pub(crate) fn quote_stream(
     fanout: &Fanout,
     contracts: &Arc<Contracts>,
@@ -91,23 +98,29 @@ pub(crate) fn quote_stream(
             }
         }
         let contracts: Vec<_> = held.iter().map(|(_, c)| c.clone()).collect();
-        let refs = fanout.acquire(&contracts, allow_delayed)?;
+        // Short of lines, the instruments that fit are served and each of the rest
+        // reports LINE_LIMIT, as the stream's other per-instrument failures do.
+        let refs = fanout.acquire_fitting(&contracts, allow_delayed);
         let mut reader = Reader::new(reader_metrics, false);
         let mut slots = Vec::with_capacity(held.len());
         for ((index, contract), feed) in held.into_iter().zip(refs) {
-            reader.add(feed, allow_delayed);
-            slots.push((index, spec_to_pb(&contract)));
+            match feed {
+                Ok(feed) => {
+                    reader.add(feed, allow_delayed);
+                    slots.push((index, spec_to_pb(&contract)));
+                }
+                Err(e) => initial.push(status_response(
+                    index,
+                    requested[index].clone(),
+                    &StatusKind::Failed(e),
+                )),
+            }
         }
-        Ok::<_, FanoutError>((initial, reader, slots))
+        (initial, reader, slots)
     };
-    let s = stream::once(setup).flat_map(move |setup| match setup {
-        Err(e) => stream::iter([Err(e.into())]).boxed(),
-        Ok((initial, reader, slots)) => {
-            let updates = reader.map(move |event| Ok(reader_response(event, &slots)));
-            stream::iter(initial.into_iter().map(Ok))
-                .chain(updates)
-                .boxed()
-        }
+    let s = stream::once(setup).flat_map(move |(initial, reader, slots)| {
+        let updates = reader.map(move |event| Ok(reader_response(event, &slots)));
+        stream::iter(initial.into_iter().map(Ok)).chain(updates)
     });
     let counted = s.map(move |item| {
         if item.is_ok() {
@@ -181,20 +194,19 @@ pub(crate) fn chain_request(
             },
         },
     };
-    if req.strike_count > 200 {
-        return Err(FanoutError::invalid("strike_count", "at most 200"));
+    if req.strike_count > MAX_CHAIN_STRIKES {
+        return Err(FanoutError::invalid(
+            "strike_count",
+            format!("at most {MAX_CHAIN_STRIKES}"),
+        ));
     }
-    if req.expiration_count > 24 {
-        return Err(FanoutError::invalid("expiration_count", "at most 24"));
+    if req.expiration_count as usize > MAX_CHAIN_EXPIRATIONS {
+        return Err(FanoutError::invalid(
+            "expiration_count",
+            format!("at most {MAX_CHAIN_EXPIRATIONS}"),
+        ));
     }
-    for (i, e) in req.expirations.iter().enumerate() {
-        if e.len() != 8 || !e.chars().all(|c| c.is_ascii_digit()) {
-            return Err(FanoutError::invalid(
-                format!("expirations[{i}]"),
-                "must be YYYYMMDD",
-            ));
-        }
-    }
+    let expirations = distinct_expirations(&req.expirations)?;
     let rights = match pb::Rights::try_from(req.rights) {
         Ok(pb::Rights::Calls) => vec![Right::Call],
         Ok(pb::Rights::Puts) => vec![Right::Put],
@@ -204,13 +216,40 @@ pub(crate) fn chain_request(
     let allow_delayed = fanout.allows_delayed(data_policy_from_pb(req.data_policy)?);
     Ok(ChainRequest {
         underlying,
-        expirations: req.expirations.clone(),
+        expirations,
         expiration_count: req.expiration_count.max(1) as usize,
         strikes,
         rights,
-        trading_class: req.trading_class.trim().to_ascii_uppercase(),
+        trading_class: ib_text("trading_class", &req.trading_class, MAX_CODE_CHARS)?
+            .to_ascii_uppercase(),
         allow_delayed,
     })
+}
+
+/// The named expirations, each checked, duplicates dropped (in request order), at most
+/// [`MAX_CHAIN_EXPIRATIONS`] distinct: a request repeating one date thousands of times
+/// costs no more than naming it once.
+fn distinct_expirations(requested: &[String]) -> Result<Vec<String>, FanoutError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut distinct = Vec::new();
+    for (i, e) in requested.iter().enumerate() {
+        if e.len() != 8 || !e.chars().all(|c| c.is_ascii_digit()) {
+            return Err(FanoutError::invalid(
+                format!("expirations[{i}]"),
+                "must be YYYYMMDD",
+            ));
+        }
+        if seen.insert(e.as_str()) {
+            if distinct.len() == MAX_CHAIN_EXPIRATIONS {
+                return Err(FanoutError::invalid(
+                    "expirations",
+                    format!("more than {MAX_CHAIN_EXPIRATIONS} distinct expirations"),
+                ));
+            }
+            distinct.push(e.clone());
+        }
+    }
+    Ok(distinct)
 }
 
 /// The stream of `StreamOptionChain`.

@@ -1,70 +1,26 @@
-//! Synthetic market-data sources for benchmarks and tests: no IB session behind them.
-//!
-//! [`SyntheticLink`] is the session side every such source needs (one link generation
-//! and a farm-notice channel, both driven by hand); [`Synthetic`] is a source built on
-//! it whose every instrument ticks on its own, for measuring the fan-out without IB.
+//! A market-data source with no IB session behind it, for measuring the fan-out alone:
+//! every instrument ticks on its own and every symbol resolves at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use ibstream::fanout::tick::{PriceField, SizeField, Tick};
+use ibstream::fanout::{
+    ChainParams, ContractDetails, ContractSpec, LinkState, MarketDataSource, MarketDataType,
+    SourceError, SourceEvent, StampedNotice, SymbolMatch, TickStream,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-
-use super::source::{
-    DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
-};
-use super::tick::{PriceField, SizeField, Tick};
-use super::types::{ChainParams, ContractDetails, ContractSpec, MarketDataType, SymbolMatch};
-
-/// The link state and farm notices of a synthetic source, starting with session 1 up.
-pub struct SyntheticLink {
-    link: watch::Sender<LinkState>,
-    farms: broadcast::Sender<StampedNotice>,
-}
-
-impl SyntheticLink {
-    /// Session 1 up; `notice_capacity` farm notices may wait for a slow fan-out.
-    pub fn new(notice_capacity: usize) -> SyntheticLink {
-        let (link, _) = watch::channel(LinkState {
-            generation: Some(1),
-        });
-        let (farms, _) = broadcast::channel(notice_capacity);
-        SyntheticLink { link, farms }
-    }
-
-    /// What [`MarketDataSource::link_state`] hands out.
-    pub fn link_state(&self) -> watch::Receiver<LinkState> {
-        self.link.subscribe()
-    }
-
-    /// What [`MarketDataSource::data_notices`] hands out.
-    pub fn data_notices(&self) -> broadcast::Receiver<StampedNotice> {
-        self.farms.subscribe()
-    }
-
-    /// The session now up, if any.
-    pub fn generation(&self) -> Option<u64> {
-        self.link.borrow().generation
-    }
-
-    /// Brings a session up (`Some`) or takes the link down (`None`).
-    pub fn set(&self, generation: Option<u64>) {
-        self.link.send_replace(LinkState { generation });
-    }
-
-    /// Sends a farm or connectivity notice of the session now up to whoever listens.
-    pub fn notify(&self, notice: DataNotice) {
-        let generation = self.generation().unwrap_or(0);
-        let _ = self.farms.send(StampedNotice { generation, notice });
-    }
-}
 
 /// A source whose every instrument ticks every `interval` (or as fast as it is read
 /// when the interval is zero), and whose every symbol resolves.
 pub struct Synthetic {
-    link: SyntheticLink,
+    /// Session 1, up for good: the benchmark measures the fan-out, not reconnects.
+    link: watch::Sender<LinkState>,
+    /// Never sent on: no farm ever goes down here.
+    notices: broadcast::Sender<StampedNotice>,
     interval: Duration,
 }
 
@@ -72,7 +28,10 @@ impl Synthetic {
     /// A source with session 1 up whose instruments tick every `interval`.
     pub fn new(interval: Duration) -> Arc<Synthetic> {
         Arc::new(Synthetic {
-            link: SyntheticLink::new(4),
+            link: watch::Sender::new(LinkState {
+                generation: Some(1),
+            }),
+            notices: broadcast::Sender::new(1),
             interval,
         })
     }
@@ -118,11 +77,11 @@ fn ticks(interval: Duration) -> TickStream {
 
 impl MarketDataSource for Synthetic {
     fn link_state(&self) -> watch::Receiver<LinkState> {
-        self.link.link_state()
+        self.link.subscribe()
     }
 
     fn data_notices(&self) -> broadcast::Receiver<StampedNotice> {
-        self.link.data_notices()
+        self.notices.subscribe()
     }
 
     fn subscribe(

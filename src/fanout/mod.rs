@@ -7,6 +7,7 @@
 //! - [`registry`]: the [`Fanout`] itself: one feed per instrument, reference counts,
 //!   linger, line budget.
 //! - [`reader`]: what one client stream reads: the conflated merge of its instruments.
+//! - [`snapshot`]: one quote now, from the cache or a one-off request.
 //! - [`contracts`]: contract look-ups through a memory and store cache.
 //! - [`chain`], [`chain_window`]: option-chain windows over the feeds; [`greeks_calc`]:
 //!   IB's Greeks or Black-Scholes ones.
@@ -24,6 +25,7 @@ pub mod ib_convert;
 pub mod ib_source;
 pub mod reader;
 pub mod registry;
+pub mod snapshot;
 pub mod source;
 pub mod tick;
 pub mod types;

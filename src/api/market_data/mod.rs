@@ -8,7 +8,7 @@ pub mod convert;
 pub mod streams;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
@@ -19,10 +19,8 @@ use self::convert::{
 use self::streams::{chain_request, chain_stream, quote_stream};
 use super::lifetime::{BoxedStream, StreamGate};
 use crate::fanout::contracts::Contracts;
-use crate::fanout::tick::apply;
 use crate::fanout::{
-    Chains, ContractSpec, Fanout, FanoutError, FanoutSettings, GreeksParams, OptionExtras, Quote,
-    SourceError,
+    Chains, ContractSpec, Fanout, FanoutError, FanoutSettings, GreeksParams, Quote,
 };
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
@@ -163,46 +161,16 @@ impl MarketData {
             let at = move |e: FanoutError| prefix(e, &format!("instruments[{i}]"));
             async move {
                 let details = self.parts.contracts.resolve(spec).await.map_err(at)?;
-                self.snapshot(&details.contract, allow).await.map_err(at)
+                let deadline = self.settings().request_timeout;
+                let fanout = &self.parts.fanout;
+                fanout
+                    .snapshot(&details.contract, allow, deadline)
+                    .await
+                    .map_err(at)
             }
         }))
         .await;
         quotes.into_iter().collect()
-    }
-
-    /// One snapshot: the cached value if a feed holds one, else a one-off request.
-    async fn snapshot(
-        &self,
-        contract: &ContractSpec,
-        allow_delayed: bool,
-    ) -> Result<Quote, FanoutError> {
-        if let Some(view) = self.parts.fanout.cached(contract.con_id)
-            && view.quote.has_data()
-        {
-            return Ok(view.quote.clone());
-        }
-        let settings = self.settings();
-        let deadline = settings.request_timeout;
-        let source = self.parts.fanout.source();
-        let mut asked = settings.fanout.data_type;
-        let ticks = match source.snapshot(contract, asked, deadline).await {
-            Err(SourceError::NoPermission(_)) if allow_delayed && !asked.is_delayed() => {
-                asked = asked.delayed();
-                source.snapshot(contract, asked, deadline).await?
-            }
-            other => other?,
-        };
-        let mut quote = Quote::empty(contract.con_id, &contract.symbol, asked);
-        let mut extras = OptionExtras::default();
-        for t in &ticks {
-            apply(&mut quote, &mut extras, t);
-        }
-        if !quote.has_data() {
-            return Err(FanoutError::Deadline(deadline));
-        }
-        quote.sequence = 1;
-        quote.received_at = SystemTime::now();
-        Ok(quote)
     }
 }
 

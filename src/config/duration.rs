@@ -26,23 +26,29 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("{text:?}: {number:?} is not a number"))?;
-        let scale = match unit.trim() {
-            "ms" => 0.001,
-            "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" | "hr" | "hrs" => 3600.0,
+        let scale_ms: u64 = match unit.trim() {
+            "ms" => 1,
+            "s" | "sec" | "secs" => 1_000,
+            "m" | "min" | "mins" => 60_000,
+            "h" | "hr" | "hrs" => 3_600_000,
             other => {
                 return Err(format!(
                     "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
                 ));
             }
         };
-        total = total
-            .checked_add(seconds_to_duration(value * scale, text)?)
-            .ok_or_else(|| format!("{text:?} is too long"))?;
+        let too_long = || format!("{text:?} is too long");
+        let part = match number.parse::<u64>() {
+            // Whole numbers stay exact: through f64, "249111111111ms" lands a nanosecond off.
+            Ok(n) => Duration::from_millis(n.checked_mul(scale_ms).ok_or_else(too_long)?),
+            Err(_) => {
+                let value: f64 = number
+                    .parse()
+                    .map_err(|_| format!("{text:?}: {number:?} is not a number"))?;
+                seconds_to_duration(value * scale_ms as f64 / 1000.0, text)?
+            }
+        };
+        total = total.checked_add(part).ok_or_else(too_long)?;
         rest = tail.trim_start();
     }
     Ok(total)
@@ -109,5 +115,15 @@ mod tests {
         ] {
             assert_eq!(parse(&format(d)).unwrap(), d);
         }
+    }
+
+    #[test]
+    fn whole_numbers_with_a_unit_are_exact() {
+        // Found by fuzzing: through f64 this was 249111111.111000001s.
+        let d = parse("249111111111ms").unwrap();
+        assert_eq!(d, Duration::from_millis(249_111_111_111));
+        assert_eq!(parse(&format(d)).unwrap(), d);
+        assert_eq!(parse("3h").unwrap(), Duration::from_secs(10_800));
+        assert!(parse("18446744073709551615h").is_err());
     }
 }

@@ -122,7 +122,9 @@ impl Session {
 
     /// Handles one request; `false` ends the connection.
     pub(crate) async fn handle(&mut self, frame: InboundFrame) -> bool {
-        let logical_id = frame.wire_id - PROTOBUF_OFFSET;
+        // The id is the peer's: saturating keeps i32::MIN and its neighbours an unknown id
+        // instead of an overflow.
+        let logical_id = frame.wire_id.saturating_sub(PROTOBUF_OFFSET);
         let name = request_name(logical_id);
         self.shared.count_request(name);
         let now = Instant::now();
@@ -273,6 +275,27 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::SimConfig;
+    use crate::sim::universe::Universe;
+    use time::macros::date;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn ids_far_below_the_protobuf_offset_are_ignored() {
+        // Found by fuzzing: a wire id of i32::MIN overflowed when the offset was taken off.
+        let universe = Arc::new(Universe::build(date!(2026 - 11 - 24)));
+        let shared = Shared::new(&SimConfig::default(), universe, CancellationToken::new());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut session = Session::new(shared.clone(), Outbox::new(tx, shared));
+        for wire_id in [i32::MIN, i32::MIN + 199, -1] {
+            let frame = InboundFrame {
+                wire_id,
+                payload: Bytes::new(),
+            };
+            assert!(session.handle(frame).await, "wire id {wire_id}");
+        }
+        assert!(rx.try_recv().is_err(), "an unknown id gets no answer");
+    }
 
     #[test]
     fn pacing_counts_a_sliding_second() {

@@ -77,7 +77,7 @@ impl<'a> Input<'a> {
         let tag = self.byte();
         match tag {
             0..=63 => SPECIAL_FLOATS[usize::from(tag) % SPECIAL_FLOATS.len()],
-            64..=127 => f64::from(tag - 64) * if tag % 2 == 0 { 1.0 } else { 0.5 },
+            64..=127 => f64::from(tag - 64) * if tag.is_multiple_of(2) { 1.0 } else { 0.5 },
             _ => f64::from_le_bytes(self.array()),
         }
     }

@@ -17,9 +17,12 @@ pub mod input;
 pub mod requests;
 pub mod sim_frames;
 
-/// Names of the targets, which are also the folders of `fuzz/corpus` and
-/// `fuzz/regressions`.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+/// A target's check: returns on a pass, panics on a broken guarantee.
+pub type Check = fn(&[u8]);
+
+/// The targets by name, which is also their folder in `fuzz/corpus`, `fuzz/regressions`
+/// and `fuzz/findings`.
+pub const TARGETS: [(&str, Check); 4] = [
     ("sim_frames", sim_frames::check),
     ("requests", requests::check),
     ("gateway_data", gateway_data::check),

@@ -78,8 +78,9 @@ fn config_corpus() {
 }
 
 #[test]
-#[ignore = "instrument fields have no length limit yet: exchange, primary_exchange, \
-            multiplier, trading_class, and symbol when con_id is set"]
+#[ignore = "request fields have no length limit yet: an instrument's exchange, \
+            primary_exchange, multiplier, trading_class, its symbol when con_id is set, \
+            and StreamOptionChain's trading_class"]
 fn requests_findings() {
     let findings = inputs("findings", "requests");
     assert!(!findings.is_empty(), "fuzz/findings/requests is missing");

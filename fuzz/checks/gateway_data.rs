@@ -31,7 +31,7 @@ use super::input::Input;
 /// Largest magnitude a served number may have; IB's "unset" markers are far above it.
 const MAX_SERVED: f64 = 1e12;
 /// Protobuf's Timestamp range: 0001-01-01 to 9999-12-31.
-const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_299_799;
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
 /// Items one input may script; enough to set every field several times.
 const MAX_ITEMS: usize = 64;
 

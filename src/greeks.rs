@@ -219,7 +219,8 @@ fn scaled_exp(x: f64) -> f64 {
     (-xs * xs).exp() * (-del).exp()
 }
 
-/// Price and Greeks at volatility `vol`; `None` for invalid inputs or a non-positive vol.
+/// Price and Greeks at volatility `vol`; `None` for invalid inputs, a non-positive vol, or
+/// inputs so extreme that the model has no finite answer.
 pub fn greeks(inputs: &OptionInputs, vol: f64) -> Option<Greeks> {
     if !(inputs.is_valid() && vol.is_finite() && vol > 0.0) {
         return None;
@@ -259,13 +260,19 @@ pub fn greeks(inputs: &OptionInputs, vol: f64) -> Option<Greeks> {
             )
         }
     };
-    Some(Greeks {
+    let g = Greeks {
         price,
         delta,
         gamma,
         vega,
         theta: theta_year / DAYS_PER_YEAR,
-    })
+    };
+    // Extreme but finite inputs (a spot near the smallest float, a vanishing vol) can
+    // underflow to 0/0; such a result is no answer rather than a NaN to serve.
+    [g.price, g.delta, g.gamma, g.vega, g.theta]
+        .iter()
+        .all(|v| v.is_finite())
+        .then_some(g)
 }
 
 /// Theoretical price at volatility `vol`.

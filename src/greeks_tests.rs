@@ -159,3 +159,21 @@ fn pv_dividend_follows_the_yield() {
     let inp = inputs(OptionKind::Call, 100.0, 100.0, 1.0, 0.05, 0.02);
     assert!((inp.pv_dividend() - 100.0 * (1.0 - (-0.02f64).exp())).abs() < 1e-12);
 }
+
+#[test]
+fn underflowing_inputs_give_none_not_nan() {
+    // Found by fuzzing: a spot near the smallest float and a tiny vol made gamma 0/0.
+    let tiny_spot = inputs(
+        OptionKind::Call,
+        5.562901938655819e-307,
+        105.0,
+        0.5,
+        0.04,
+        0.0,
+    );
+    assert!(greeks(&tiny_spot, 1e-300).is_none());
+    assert!(price(&tiny_spot, 1e-300).is_none());
+    // Ordinary inputs still have their answer.
+    let fine = inputs(OptionKind::Call, 100.0, 105.0, 0.5, 0.04, 0.0);
+    assert!(greeks(&fine, 0.3).is_some());
+}

@@ -75,4 +75,14 @@ mod tests {
             assert_eq!(parse(&format(d)).unwrap(), d);
         }
     }
+
+    #[test]
+    fn whole_numbers_with_a_unit_are_exact() {
+        // Found by fuzzing: through f64 this was 249111111.111000001s.
+        let d = parse("249111111111ms").unwrap();
+        assert_eq!(d, Duration::from_millis(249_111_111_111));
+        assert_eq!(parse(&format(d)).unwrap(), d);
+        assert_eq!(parse("3h").unwrap(), Duration::from_secs(10_800));
+        assert!(parse("18446744073709551615h").is_err());
+    }
 }

@@ -198,6 +198,16 @@ fn errors_name_the_field_or_variable() {
             ..
         })
     ));
+    // Found by fuzzing: a multi-byte character made tracing-subscriber panic.
+    let mut config = Config::default();
+    config.log.filter = ", 1\u{fffd}[".into();
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::Invalid {
+            field: "log.filter",
+            ..
+        })
+    ));
     let config = Config {
         database_url: Some("mysql://x".into()),
         ..Config::default()

@@ -68,6 +68,11 @@ impl Config {
                 ));
             }
         }
+        // tracing-subscriber 0.3.23 panics slicing a directive at a byte that is inside a
+        // multi-byte character; filter directives are ASCII, so others are refused first.
+        if !self.log.filter.is_ascii() {
+            return Err(invalid("log.filter", "must be ASCII"));
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(invalid("log.filter", err.to_string()));
         }

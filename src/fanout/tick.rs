@@ -57,6 +57,10 @@ pub enum Tick {
 /// Largest magnitude accepted as a real value; IB uses `f64::MAX` and similar as "unset".
 const MAX_SANE: f64 = 1e12;
 
+/// Last second a protobuf `Timestamp` can hold (9999-12-31T23:59:59Z); a trade time past
+/// it is garbage from the gateway, not a time to serve.
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
 /// The value, or `None` when it is one of IB's sentinels.
 fn sane(v: f64) -> Option<f64> {
     (v.is_finite() && v.abs() < MAX_SANE).then_some(v)
@@ -121,7 +125,7 @@ pub fn apply(quote: &mut Quote, extras: &mut OptionExtras, tick: &Tick) -> bool 
             set(slot, non_negative(*v))
         }
         Tick::LastTradeTime(t) => {
-            let v = (*t > 0).then_some(*t);
+            let v = (*t > 0 && *t <= MAX_TIMESTAMP_SECONDS).then_some(*t);
             let changed = quote.last_trade_time != v;
             quote.last_trade_time = v;
             changed
@@ -199,5 +203,17 @@ mod tests {
         assert_eq!(g.underlying_price, None);
         assert_eq!(g.option_price, Some(1.5));
         assert!(!g.is_complete());
+    }
+
+    #[test]
+    fn trade_times_beyond_a_timestamp_are_dropped() {
+        // Found by fuzzing: any positive i64 reached the served Timestamp.
+        let (mut q, mut e) = fresh();
+        apply(&mut q, &mut e, &Tick::LastTradeTime(1_735_828_200));
+        assert_eq!(q.last_trade_time, Some(1_735_828_200));
+        apply(&mut q, &mut e, &Tick::LastTradeTime(253_402_300_800));
+        assert_eq!(q.last_trade_time, None);
+        apply(&mut q, &mut e, &Tick::LastTradeTime(i64::MAX));
+        assert_eq!(q.last_trade_time, None);
     }
 }

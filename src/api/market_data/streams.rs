@@ -165,7 +165,7 @@ fn reader_response(
 }
 
 /// Reads a `StreamOptionChain` request.
-pub(crate) fn chain_request(
+pub fn chain_request(
     req: &pb::StreamOptionChainRequest,
     fanout: &Fanout,
 ) -> Result<ChainRequest, FanoutError> {

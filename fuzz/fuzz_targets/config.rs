@@ -1,0 +1,9 @@
+#![no_main]
+//! Fuzz target: see `checks::config`.
+
+// Each target uses one of the shared checks.
+#[allow(dead_code)]
+#[path = "../checks/mod.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::config::check(data));

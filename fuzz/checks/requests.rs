@@ -102,31 +102,23 @@ fn chain_fields(input: &mut Input) -> pb::StreamOptionChainRequest {
     }
 }
 
-/// Mask paths: the real field names (and `*`) most of the time, anything otherwise.
+/// Mask paths: the real field names (writable and read-only, `*`, one padded) most of
+/// the time, anything otherwise.
 fn mask_path(input: &mut Input) -> String {
-    const NAMES: [&str; 18] = [
+    const ODD: [&str; 7] = [
         "*",
-        "host",
-        "port",
-        "client_id",
-        "account",
-        "connect_on_start",
-        "connection_timeout",
-        "retry_attempts",
-        "market_data_type",
-        "allow_delayed_fallback",
-        "message_rate",
-        "line_budget",
+        " port ",
         "name",
         "active",
         "credentials_set",
         "create_time",
         "update_time",
-        " port ",
     ];
     let i = usize::from(input.byte());
-    NAMES
-        .get(i)
+    settings::WRITABLE_FIELDS
+        .iter()
+        .chain(ODD.iter())
+        .nth(i)
         .map_or_else(|| input.string(), |n| (*n).to_owned())
 }
 

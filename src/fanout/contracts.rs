@@ -1,23 +1,19 @@
 //! Contract look-ups through a cache in memory and in the store, so neither repeated
-//! requests nor a restart repeat IB look-ups. Contracts IB does not know are remembered
-//! briefly too ([`NOT_FOUND_TTL`]).
+//! requests nor a restart repeat IB look-ups. Concurrent look-ups of one thing share one
+//! IB request, and contracts IB does not know are remembered briefly too
+//! ([`NOT_FOUND_TTL`]); both come from [`Lookups`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::time::Instant;
 
 use super::error::FanoutError;
+use super::lookups::Lookups;
+pub use super::lookups::NOT_FOUND_TTL;
 use super::source::{MarketDataSource, SourceError};
 use super::types::{ChainParams, ContractDetails, ContractSpec, Right, SecType, SymbolMatch};
-
-/// How long an answer "IB knows no such contract" is believed without asking IB again.
-/// Long enough that a client repeating hundreds of unknown symbols costs no IB requests
-/// (each would be a request and a cancel against the message budget); short because IB
-/// lists new contracts during the day (new expiries, new listings).
-pub const NOT_FOUND_TTL: Duration = Duration::from_secs(60);
 
 /// Durable cache of contract details (the store's contract table in production).
 pub trait ContractStore: Send + Sync + 'static {
@@ -25,21 +21,19 @@ pub trait ContractStore: Send + Sync + 'static {
     fn save(&self, key: &str, details: &ContractDetails) -> BoxFuture<'_, ()>;
 }
 
+type Listing = Arc<Vec<Arc<ContractDetails>>>;
+
 /// Resolves instruments to contracts and lists option chains.
 pub struct Contracts {
     source: Arc<dyn MarketDataSource>,
     store: Option<Arc<dyn ContractStore>>,
     deadline: Duration,
-    memory: Mutex<HashMap<String, Arc<ContractDetails>>>,
+    /// Contracts by look-up key and by conId.
+    details: Arc<Lookups<String, Arc<ContractDetails>>>,
     /// Option contracts listed per underlying, expiry and right (memory only: listings change).
-    listings: Mutex<HashMap<String, Arc<Vec<Arc<ContractDetails>>>>>,
-    chains: Mutex<HashMap<i64, Arc<Vec<ChainParams>>>>,
-    /// Look-ups IB answered with "not found", with when the answer expires.
-    not_found: Mutex<HashMap<String, (Instant, FanoutError)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    listings: Arc<Lookups<String, Listing>>,
+    /// Option-chain parameters per underlying conId.
+    chains: Arc<Lookups<i64, Arc<Vec<ChainParams>>>>,
 }
 
 fn con_id_key(con_id: i64) -> String {
@@ -57,10 +51,9 @@ impl Contracts {
             source,
             store,
             deadline,
-            memory: Mutex::new(HashMap::new()),
-            listings: Mutex::new(HashMap::new()),
-            chains: Mutex::new(HashMap::new()),
-            not_found: Mutex::new(HashMap::new()),
+            details: Arc::default(),
+            listings: Arc::default(),
+            chains: Arc::default(),
         }
     }
 
@@ -71,66 +64,39 @@ impl Contracts {
     /// The one contract `spec` describes (the first IB lists if several match).
     pub async fn resolve(&self, spec: &ContractSpec) -> Result<Arc<ContractDetails>, FanoutError> {
         let key = spec.lookup_key();
-        if let Some(hit) = lock(&self.memory).get(&key).cloned() {
-            return Ok(hit);
-        }
-        if let Some(store) = &self.store
-            && let Some(details) = store.load(&key).await
-        {
-            return Ok(self.remember(&key, Arc::new(details)));
-        }
-        if let Some(miss) = self.recent_miss(&key) {
-            return Err(miss);
-        }
-        let first = match self.look_up(spec).await {
-            Ok(first) => first,
-            Err(e) => {
-                if matches!(e, FanoutError::NotFound(_)) {
-                    self.remember_miss(&key, &e);
+        let (source, store, details) = (
+            self.source.clone(),
+            self.store.clone(),
+            self.details.clone(),
+        );
+        let (spec, deadline) = (spec.clone(), self.deadline);
+        self.details
+            .get_or_fetch(&key, || async move {
+                if let Some(store) = &store
+                    && let Some(found) = store.load(&spec.lookup_key()).await
+                {
+                    let found = Arc::new(found);
+                    details.insert(con_id_key(found.contract.con_id), found.clone());
+                    return Ok(found);
                 }
-                return Err(e);
-            }
-        };
-        let details = self.remember(&key, Arc::new(first));
-        if let Some(store) = &self.store {
-            store.save(&key, &details).await;
-            store
-                .save(&con_id_key(details.contract.con_id), &details)
-                .await;
-        }
-        Ok(details)
-    }
-
-    /// The first contract IB lists for `spec`.
-    async fn look_up(&self, spec: &ContractSpec) -> Result<ContractDetails, FanoutError> {
-        let found = self.source.contract_details(spec, self.deadline).await?;
-        found
-            .into_iter()
-            .next()
-            .ok_or_else(|| FanoutError::NotFound(format!("no contract matches {}", describe(spec))))
-    }
-
-    /// IB's "not found" for `key`, while it is fresh.
-    fn recent_miss(&self, key: &str) -> Option<FanoutError> {
-        let misses = lock(&self.not_found);
-        let (until, error) = misses.get(key)?;
-        (Instant::now() < *until).then(|| error.clone())
-    }
-
-    fn remember_miss(&self, key: &str, error: &FanoutError) {
-        let now = Instant::now();
-        let mut misses = lock(&self.not_found);
-        // Expired answers go as new ones come, so the map stays as small as the
-        // unknown symbols asked for within one TTL.
-        misses.retain(|_, (until, _)| *until > now);
-        misses.insert(key.to_owned(), (now + NOT_FOUND_TTL, error.clone()));
-    }
-
-    fn remember(&self, key: &str, details: Arc<ContractDetails>) -> Arc<ContractDetails> {
-        let mut memory = lock(&self.memory);
-        memory.insert(key.to_owned(), details.clone());
-        memory.insert(con_id_key(details.contract.con_id), details.clone());
-        details
+                let first = source
+                    .contract_details(&spec, deadline)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| {
+                        FanoutError::NotFound(format!("no contract matches {}", describe(&spec)))
+                    })?;
+                let first = Arc::new(first);
+                let by_con_id = con_id_key(first.contract.con_id);
+                details.insert(by_con_id.clone(), first.clone());
+                if let Some(store) = &store {
+                    store.save(&spec.lookup_key(), &first).await;
+                    store.save(&by_con_id, &first).await;
+                }
+                Ok(first)
+            })
+            .await
     }
 
     /// The option contracts IB lists for one expiry and right of an underlying, sorted
@@ -142,7 +108,7 @@ impl Contracts {
         params: &ChainParams,
         expiry: &str,
         right: Right,
-    ) -> Result<Arc<Vec<Arc<ContractDetails>>>, FanoutError> {
+    ) -> Result<Listing, FanoutError> {
         let query = ContractSpec {
             symbol: underlying.symbol.clone(),
             sec_type: SecType::Option,
@@ -154,30 +120,34 @@ impl Contracts {
             multiplier: params.multiplier.clone(),
             ..ContractSpec::default()
         };
-        let key = format!("listing:{}", query.lookup_key());
-        if let Some(hit) = lock(&self.listings).get(&key).cloned() {
-            return Ok(hit);
-        }
-        let found = self
-            .with_link(|| self.source.contract_details(&query, self.deadline))
-            .await?;
-        let mut options: Vec<Arc<ContractDetails>> = found
-            .into_iter()
-            .filter(|d| d.contract.strike.is_some() && d.contract.con_id > 0)
-            .map(|d| {
-                let key = d.contract.lookup_key();
-                self.remember(&key, Arc::new(d))
+        let key = query.lookup_key();
+        let (source, details, deadline) =
+            (self.source.clone(), self.details.clone(), self.deadline);
+        self.listings
+            .get_or_fetch(&key, || async move {
+                let found = with_link(&source, deadline, || {
+                    source.contract_details(&query, deadline)
+                })
+                .await?;
+                let mut options: Vec<Arc<ContractDetails>> = found
+                    .into_iter()
+                    .filter(|d| d.contract.strike.is_some() && d.contract.con_id > 0)
+                    .map(|d| {
+                        let d = Arc::new(d);
+                        details.insert(d.contract.lookup_key(), d.clone());
+                        details.insert(con_id_key(d.contract.con_id), d.clone());
+                        d
+                    })
+                    .collect();
+                options.sort_by(|a, b| {
+                    a.contract
+                        .strike
+                        .partial_cmp(&b.contract.strike)
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                });
+                Ok(Arc::new(options))
             })
-            .collect();
-        options.sort_by(|a, b| {
-            a.contract
-                .strike
-                .partial_cmp(&b.contract.strike)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let options = Arc::new(options);
-        lock(&self.listings).insert(key, options.clone());
-        Ok(options)
+            .await
     }
 
     /// Option-chain parameters of an underlying, one entry per exchange and trading class.
@@ -185,52 +155,61 @@ impl Contracts {
         &self,
         underlying: &ContractDetails,
     ) -> Result<Arc<Vec<ChainParams>>, FanoutError> {
-        let con_id = underlying.contract.con_id;
-        if let Some(hit) = lock(&self.chains).get(&con_id).cloned() {
-            return Ok(hit);
-        }
-        let params = self
-            .with_link(|| {
-                self.source
-                    .option_params(&underlying.contract, self.deadline)
+        let contract = underlying.contract.clone();
+        let (source, deadline) = (self.source.clone(), self.deadline);
+        self.chains
+            .get_or_fetch(&underlying.contract.con_id, || async move {
+                let params = with_link(&source, deadline, || {
+                    source.option_params(&contract, deadline)
+                })
+                .await?;
+                if params.is_empty() {
+                    return Err(FanoutError::NotFound(format!(
+                        "IB lists no options on {}",
+                        contract.symbol
+                    )));
+                }
+                Ok(Arc::new(params))
             })
-            .await?;
-        if params.is_empty() {
-            return Err(FanoutError::NotFound(format!(
-                "IB lists no options on {}",
-                underlying.contract.symbol
-            )));
-        }
-        let params = Arc::new(params);
-        lock(&self.chains).insert(con_id, params.clone());
-        Ok(params)
+            .await
     }
 
     /// Symbols matching a pattern.
     pub async fn search(&self, pattern: &str) -> Result<Vec<SymbolMatch>, FanoutError> {
-        Ok(self
-            .with_link(|| self.source.matching_symbols(pattern, self.deadline))
-            .await?)
+        let source = &self.source;
+        Ok(with_link(source, self.deadline, || {
+            source.matching_symbols(pattern, self.deadline)
+        })
+        .await?)
     }
 
-    /// Runs a look-up; if there is no session, waits (within the deadline) for one and
-    /// tries once more, so a request arriving during a reconnect is served, not refused.
-    async fn with_link<T, F>(&self, request: impl Fn() -> F) -> Result<T, SourceError>
-    where
-        F: std::future::Future<Output = Result<T, SourceError>>,
-    {
-        match request().await {
-            Err(SourceError::LinkDown) => {
-                let mut link = self.source.link_state();
-                let up = async { link.wait_for(|s| s.generation.is_some()).await.is_ok() };
-                if tokio::time::timeout(self.deadline, up).await == Ok(true) {
-                    request().await
-                } else {
-                    Err(SourceError::LinkDown)
-                }
+    /// IB look-ups in flight now (each shared by every caller waiting for it).
+    pub fn lookups_in_flight(&self) -> usize {
+        self.details.in_flight() + self.listings.in_flight() + self.chains.in_flight()
+    }
+}
+
+/// Runs a look-up; if there is no session, waits (within the deadline) for one and
+/// tries once more, so a request arriving during a reconnect is served, not refused.
+async fn with_link<T, F>(
+    source: &Arc<dyn MarketDataSource>,
+    deadline: Duration,
+    request: impl Fn() -> F,
+) -> Result<T, SourceError>
+where
+    F: Future<Output = Result<T, SourceError>>,
+{
+    match request().await {
+        Err(SourceError::LinkDown) => {
+            let mut link = source.link_state();
+            let up = async { link.wait_for(|s| s.generation.is_some()).await.is_ok() };
+            if tokio::time::timeout(deadline, up).await == Ok(true) {
+                request().await
+            } else {
+                Err(SourceError::LinkDown)
             }
-            other => other,
         }
+        other => other,
     }
 }
 

@@ -203,10 +203,10 @@ impl Shared {
         }
     }
 
-    /// The link now up for a one-off request, once the pacer lets the request go.
+    /// The link now up for a look-up, once the pacer lets it go (behind subscriptions).
     async fn request_link(&self) -> Result<Link, SourceError> {
         let link = self.link(None)?;
-        self.pacer.acquire().await;
+        self.pacer.acquire_lookup().await;
         Ok(link)
     }
 

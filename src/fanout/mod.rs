@@ -23,6 +23,7 @@ pub mod feed;
 pub mod greeks_calc;
 pub mod ib_convert;
 pub mod ib_source;
+pub mod lookups;
 pub mod reader;
 pub mod registry;
 pub mod snapshot;

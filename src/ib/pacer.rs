@@ -8,6 +8,11 @@
 //! report. The rate comes from the active profile, set by the session when it
 //! connects ([`MessagePacer::reset`]).
 //!
+//! Look-ups (contract details, option parameters, symbol searches) take their slots
+//! through [`MessagePacer::acquire_lookup`], which lets only [`LOOKUPS_AHEAD`] of them
+//! hold a slot at a time: a burst of hundreds of look-ups cannot push a new
+//! instrument's subscription, a cancel or the heartbeat seconds into the future.
+//!
 //! The schedule is `ibapi`'s algorithm (GCRA: a burst of a tenth of the rate, the rest
 //! spread evenly), run at a share of the profile's rate, so `ibapi`'s limiter, which
 //! sees the same messages a moment later, never has to hold one back.
@@ -15,6 +20,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -24,10 +30,15 @@ use crate::metrics::Metrics;
 /// window, and the few messages `ibapi` writes on its own.
 const SHARE: f64 = 0.9;
 
+/// Look-ups holding a slot at once. Any other message waits behind at most this many
+/// look-ups; two keep a look-up ready to go whenever a slot frees.
+pub const LOOKUPS_AHEAD: usize = 2;
+
 /// Shared handle; clones pace against one budget.
 #[derive(Debug, Clone)]
 pub struct MessagePacer {
     inner: Arc<Mutex<Gcra>>,
+    lookups: Arc<Semaphore>,
     metrics: Arc<Metrics>,
 }
 
@@ -36,6 +47,7 @@ impl MessagePacer {
     pub fn new(per_second: u32, metrics: Arc<Metrics>) -> MessagePacer {
         MessagePacer {
             inner: Arc::new(Mutex::new(Gcra::per_second(per_second))),
+            lookups: Arc::new(Semaphore::new(LOOKUPS_AHEAD)),
             metrics,
         }
     }
@@ -59,6 +71,18 @@ impl MessagePacer {
             tokio::time::sleep(wait).await;
         }
         wait
+    }
+
+    /// Like [`acquire`](Self::acquire) for a look-up: waits first until fewer than
+    /// [`LOOKUPS_AHEAD`] look-ups hold a slot, so look-ups queue here, not ahead of the
+    /// other messages. Returns the whole wait (also added to the delay metric).
+    pub async fn acquire_lookup(&self) -> Duration {
+        let start = Instant::now();
+        // The semaphore is never closed; without a permit the look-up would still be paced.
+        let _turn = self.lookups.acquire().await.ok();
+        let queued = start.elapsed();
+        self.metrics.rate_limiter_delay.inc_by(queued.as_secs_f64());
+        queued + self.acquire().await
     }
 
     /// How long a message sent now would wait.
@@ -172,6 +196,34 @@ mod tests {
             assert!(in_window <= 45, "{in_window} slots within a second");
         }
         assert_eq!(slots[0], now);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscription_waits_behind_a_bounded_number_of_look_ups() {
+        // 10/s at a 90 % share: one slot every 1/9 s.
+        let pacer = MessagePacer::new(10, Arc::new(Metrics::default()));
+        // One slot, rounded up as the pacer rounds its interval.
+        let slot = Duration::from_nanos(111_111_112);
+        let lookups: Vec<_> = (0..100)
+            .map(|_| {
+                let pacer = pacer.clone();
+                tokio::spawn(async move { pacer.acquire_lookup().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        let subscription = pacer.acquire().await;
+        assert!(
+            subscription <= slot * (LOOKUPS_AHEAD as u32 + 1),
+            "a subscription waited {subscription:?} behind 100 look-ups"
+        );
+        for l in lookups {
+            l.await.unwrap();
+        }
+        let all = Instant::now();
+        assert!(
+            pacer.current_delay() < slot * 2,
+            "every look-up was sent by {all:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

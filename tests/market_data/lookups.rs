@@ -91,3 +91,37 @@ async fn five_hundred_unknown_symbols_neither_break_the_budget_nor_starve_a_stre
         "A's NVDA had no fresh quote for {widest:?}"
     );
 }
+
+/// Every stock and fund the simulator lists.
+const WATCHLIST: [&str; 25] = [
+    "AAPL", "AMD", "AMZN", "BAC", "DIA", "DIS", "GLD", "GOOGL", "INTC", "IWM", "JPM", "KO", "META",
+    "MSFT", "NFLX", "NVDA", "PFE", "QQQ", "SHOP", "SPY", "TLT", "TSLA", "WMT", "XLF", "XOM",
+];
+
+/// Fifty services start together, each on its own connection, each streaming the same
+/// twenty-five symbols none of which is cached: IB sees one look-up and one
+/// subscription per symbol, not one per stream, and every stream gets all its quotes.
+#[tokio::test]
+async fn fifty_streams_starting_together_cost_one_look_up_per_symbol() {
+    const STREAMS: usize = 50;
+    let h = start().await;
+    let mut clients = Vec::new();
+    for _ in 0..STREAMS {
+        clients.push(h.client().await);
+    }
+    let started = Instant::now();
+    let opened = clients.into_iter().map(|mut client| async move {
+        all_quoting(&mut client, &WATCHLIST).await;
+    });
+    futures::future::join_all(opened).await;
+    let took = started.elapsed();
+
+    let stats = h.sim.control().stats();
+    let count = |name: &str| stats.requests_by_type.get(name).copied().unwrap_or(0);
+    println!(
+        "{STREAMS} streams × {} symbols all quoting after {took:?}",
+        WATCHLIST.len()
+    );
+    assert_eq!(count("RequestContractData"), WATCHLIST.len() as u64);
+    assert_eq!(count("RequestMarketData"), WATCHLIST.len() as u64);
+}

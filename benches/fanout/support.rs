@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::synthetic::con_id_of;
 use futures::{Stream, StreamExt};
+use ibstream::proto::frames::QuotesFrame;
 use ibstream::proto::ibstream::v1 as pb;
 use ibstream::proto::ibstream::v1::market_data_service_server::MarketDataService;
 use tokio::sync::mpsc;
@@ -34,7 +35,8 @@ fn quote(con_id: i64, symbol: &str, seq: u64, bid: f64) -> pb::Quote {
 
 #[tonic::async_trait]
 impl MarketDataService for Baseline {
-    type StreamQuotesStream = Boxed<pb::StreamQuotesResponse>;
+    // Frames of whole messages: encoded per send, as a plain prost service does.
+    type StreamQuotesStream = Boxed<QuotesFrame>;
     type StreamOptionChainStream = Boxed<pb::StreamOptionChainResponse>;
 
     async fn stream_quotes(
@@ -50,7 +52,7 @@ impl MarketDataService for Baseline {
                 let mut bid = 100.0;
                 for seq in 1.. {
                     bid += 0.01;
-                    let m = pb::StreamQuotesResponse {
+                    let m = QuotesFrame::Message(pb::StreamQuotesResponse {
                         index: index as u32,
                         event: Some(pb::stream_quotes_response::Event::Quote(quote(
                             con_id,
@@ -58,7 +60,7 @@ impl MarketDataService for Baseline {
                             seq,
                             bid,
                         ))),
-                    };
+                    });
                     if interval.is_zero() {
                         if tx.send(Ok(m)).await.is_err() {
                             return;

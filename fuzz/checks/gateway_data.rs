@@ -48,6 +48,7 @@ pub fn check(bytes: &[u8]) {
         fallback: false,
         resumes: 0,
         last_gap: None,
+        encoded: Default::default(),
     };
     let mut ticks = Vec::new();
     for _ in 0..MAX_ITEMS {

@@ -15,6 +15,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::encoded::EncodedOnce;
 use super::source::{
     DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
 };
@@ -49,6 +50,8 @@ pub struct FeedView {
     pub resumes: u32,
     /// How long the last stale period lasted.
     pub last_gap: Option<Duration>,
+    /// The quote's wire form, shared by every stream that sends this value.
+    pub encoded: EncodedOnce,
 }
 
 impl FeedView {
@@ -60,6 +63,7 @@ impl FeedView {
             fallback: false,
             resumes: 0,
             last_gap: None,
+            encoded: EncodedOnce::default(),
         }
     }
 }

@@ -18,6 +18,7 @@
 pub mod chain;
 pub mod chain_window;
 pub mod contracts;
+pub mod encoded;
 pub mod error;
 pub mod feed;
 pub mod greeks_calc;

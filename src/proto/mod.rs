@@ -1,9 +1,11 @@
 //! Code generated from `proto/` by `build.rs`, and the codec it runs on.
 //!
 //! - [`codec`]: prost encoding, undecodable requests answered `INVALID_ARGUMENT`.
+//! - [`frames`]: stream responses written from bytes encoded once for many streams.
 //! - [`tws`], [`ibsim`], [`ibstream`]: the generated messages, services and clients.
 
 pub mod codec;
+pub mod frames;
 
 /// The TWS API messages the simulated gateway speaks (field numbers are protocol facts).
 pub mod tws {
@@ -21,6 +23,11 @@ pub mod ibsim {
 pub mod ibstream {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/ibstream.v1.rs"));
+        // The server of MarketDataService, generated apart (see build.rs).
+        include!(concat!(
+            env!("OUT_DIR"),
+            "/ibstream.v1.MarketDataService.rs"
+        ));
     }
 }
 

@@ -28,7 +28,7 @@ async fn instruments_beyond_the_line_budget_report_line_limit_and_leave_others_a
         (1, Code::ResourceExhausted as i32)
     );
     assert!(
-        refused.message.contains("2 of 3 lines in use, 1 free"),
+        refused.message.contains("3 of 3 lines in use, 0 free"),
         "{}",
         refused.message
     );

@@ -1,10 +1,12 @@
 //! `MarketDataService`: thin handlers over parts built elsewhere (the fan-out, the
 //! contract cache, the chains, the settings in force), validating and converting.
 //!
-//! - [`streams`]: the quote and chain streams.
+//! - [`quote_stream`]: the quote stream, written from quotes encoded once.
+//! - [`streams`]: the chain stream and the status events of both.
 //! - [`convert`]: protobuf ⇄ fan-out domain, with the validation of request fields.
 
 pub mod convert;
+mod quote_stream;
 pub mod streams;
 
 use std::sync::{Arc, Mutex};
@@ -16,13 +18,15 @@ use self::convert::{
     MAX_PATTERN_CHARS, chain_to_pb, data_policy_from_pb, details_to_pb, ib_text,
     instrument_to_spec, limits_to_pb, quote_to_pb, symbol_match_to_pb,
 };
-use self::streams::{chain_request, chain_stream, quote_stream};
+use self::quote_stream::QuoteStream;
+use self::streams::{chain_request, chain_stream};
 use super::lifetime::{BoxedStream, StreamGate};
 use crate::fanout::contracts::Contracts;
 use crate::fanout::{
     Chains, ContractSpec, Fanout, FanoutError, FanoutSettings, GreeksParams, Quote,
 };
 use crate::metrics::Metrics;
+use crate::proto::frames::QuotesFrame;
 use crate::proto::ibstream::v1 as pb;
 use crate::proto::ibstream::v1::market_data_service_server::{
     MarketDataService, MarketDataServiceServer,
@@ -176,7 +180,7 @@ impl MarketData {
 
 #[tonic::async_trait]
 impl MarketDataService for MarketData {
-    type StreamQuotesStream = BoxedStream<pb::StreamQuotesResponse>;
+    type StreamQuotesStream = BoxedStream<QuotesFrame>;
     type StreamOptionChainStream = BoxedStream<pb::StreamOptionChainResponse>;
 
     async fn stream_quotes(
@@ -194,8 +198,8 @@ impl MarketDataService for MarketData {
             ..
         } = &self.parts;
         let requested = req.instruments;
-        let stream = quote_stream(fanout, contracts, metrics, requested, specs, allow);
-        Ok(Response::new(guard.wrap(stream)))
+        let stream = QuoteStream::new(fanout, contracts, metrics, requested, specs, allow);
+        Ok(Response::new(guard.wrap(Box::pin(stream))))
     }
 
     async fn get_quotes(

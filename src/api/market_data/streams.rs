@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, stream};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -13,10 +13,8 @@ use super::convert::{
 };
 use crate::api::lifetime::BoxedStream;
 use crate::api::status::fanout_code;
-use crate::fanout::contracts::Contracts;
 use crate::fanout::{
-    ChainEvent, ChainRequest, ContractSpec, Fanout, FanoutError, Reader, ReaderEvent, Right,
-    StatusKind, StrikeSelection,
+    ChainEvent, ChainRequest, Fanout, FanoutError, Right, StatusKind, StrikeSelection,
 };
 use crate::metrics::Metrics;
 use crate::proto::ibstream::v1 as pb;
@@ -67,100 +65,6 @@ pub(crate) fn status_pb(
         code,
         message,
         gap,
-    }
-}
-
-/// The stream of `StreamQuotes`: the instruments are resolved inside it (failures become
-/// status events), their lines taken at once (those that do not fit report LINE_LIMIT),
-/// then the reader's events follow.
-pub(crate) fn quote_stream(
-    fanout: &Fanout,
-    contracts: &Arc<Contracts>,
-    metrics: &Arc<Metrics>,
-    requested: Vec<pb::Instrument>,
-    specs: Vec<ContractSpec>,
-    allow_delayed: bool,
-) -> BoxedStream<pb::StreamQuotesResponse> {
-    let (fanout, contracts) = (fanout.clone(), contracts.clone());
-    let (metrics, reader_metrics) = (metrics.clone(), metrics.clone());
-    let setup = async move {
-        let resolved = futures::future::join_all(specs.iter().map(|s| contracts.resolve(s))).await;
-        let mut initial = Vec::new();
-        let mut held = Vec::new();
-        for (index, result) in resolved.into_iter().enumerate() {
-            match result {
-                Ok(details) => held.push((index, Arc::new(details.contract.clone()))),
-                Err(e) => initial.push(status_response(
-                    index,
-                    requested[index].clone(),
-                    &StatusKind::Failed(e),
-                )),
-            }
-        }
-        let contracts: Vec<_> = held.iter().map(|(_, c)| c.clone()).collect();
-        // Short of lines, the instruments that fit are served and each of the rest
-        // reports LINE_LIMIT, as the stream's other per-instrument failures do.
-        let refs = fanout.acquire_fitting(&contracts, allow_delayed);
-        let mut reader = Reader::new(reader_metrics, false);
-        let mut slots = Vec::with_capacity(held.len());
-        for ((index, contract), feed) in held.into_iter().zip(refs) {
-            match feed {
-                Ok(feed) => {
-                    reader.add(feed, allow_delayed);
-                    slots.push((index, spec_to_pb(&contract)));
-                }
-                Err(e) => initial.push(status_response(
-                    index,
-                    requested[index].clone(),
-                    &StatusKind::Failed(e),
-                )),
-            }
-        }
-        (initial, reader, slots)
-    };
-    let s = stream::once(setup).flat_map(move |(initial, reader, slots)| {
-        let updates = reader.map(move |event| Ok(reader_response(event, &slots)));
-        stream::iter(initial.into_iter().map(Ok)).chain(updates)
-    });
-    let counted = s.map(move |item| {
-        if item.is_ok() {
-            metrics.updates_out.inc();
-        }
-        item
-    });
-    Box::pin(counted)
-}
-
-fn status_response(
-    index: usize,
-    instrument: pb::Instrument,
-    kind: &StatusKind,
-) -> pb::StreamQuotesResponse {
-    pb::StreamQuotesResponse {
-        index: u32::try_from(index).unwrap_or(u32::MAX),
-        event: Some(pb::stream_quotes_response::Event::Status(status_pb(
-            index, instrument, kind,
-        ))),
-    }
-}
-
-fn reader_response(
-    event: ReaderEvent,
-    slots: &[(usize, pb::Instrument)],
-) -> pb::StreamQuotesResponse {
-    match event {
-        ReaderEvent::Update { slot, view, .. } => pb::StreamQuotesResponse {
-            index: slots
-                .get(slot)
-                .map_or(0, |(i, _)| u32::try_from(*i).unwrap_or(u32::MAX)),
-            event: Some(pb::stream_quotes_response::Event::Quote(quote_to_pb(
-                &view.quote,
-            ))),
-        },
-        ReaderEvent::Status { slot, kind } => {
-            let (index, instrument) = slots.get(slot).cloned().unwrap_or_default();
-            status_response(index, instrument, &kind)
-        }
     }
 }
 

@@ -108,7 +108,8 @@ struct Blocks {
     farm_down: bool,
     /// IB itself lost connectivity (1100) and has not reported it back.
     ib_down: bool,
-    /// A competing live session holds the market data (10197).
+    /// A competing live session holds the market data (10197), until IB says a farm
+    /// is back or data flows again.
     competing: bool,
 }
 
@@ -318,7 +319,11 @@ impl Feed {
         if ticks > 0 {
             st.transient_failures = 0;
             st.cadence.record(tokio::time::Instant::now());
-            if st.awaiting_fresh {
+            // IB sends nothing to a session that lost to a competing one (10197):
+            // ticks again mean the competition is over, and values that flow are not
+            // old.
+            let competition_over = std::mem::take(&mut st.blocks.competing);
+            if st.awaiting_fresh || competition_over {
                 st.awaiting_fresh = false;
                 if st.blocks.clear() {
                     self.mark_fresh_unpublished(st);

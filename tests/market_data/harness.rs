@@ -336,6 +336,18 @@ pub async fn until_status_from(
     .await;
 }
 
+/// Waits (within [`WAIT`]) until `check` holds.
+pub async fn wait_for(check: impl Fn() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not reached"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `check` holds for the simulator's statistics.
 pub async fn wait_for_stats(
     sim: &SimHandle,

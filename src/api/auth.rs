@@ -102,8 +102,9 @@ pub trait KeyVerifier: Send + Sync + 'static {
     fn keys_required(&self) -> BoxFuture<'_, bool>;
     /// The identity a token belongs to.
     fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Identity, KeyRejection>>;
-    /// Whether the key `key_id` still stands (exists, not revoked). Open streams ask this
-    /// every second or so, so it must be cheap: a look-up by id, no hash check.
+    /// Whether the key `key_id` still stands (exists, not revoked). Asked every second or
+    /// so for each key open streams hold ([`super::revocation`]), so it must be cheap: a
+    /// look-up by id, no hash check.
     fn still_valid<'a>(&'a self, key_id: &'a str) -> BoxFuture<'a, Result<(), KeyRejection>>;
 }
 

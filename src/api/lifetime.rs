@@ -1,27 +1,29 @@
 //! The one lifetime of every server stream (`StreamQuotes`, `StreamOptionChain`,
 //! `WatchStatus`): a permit per key and per connection, the `ibstream_streams_open` gauge, the end with
 //! `UNAVAILABLE` when the server shuts down, and the end with `UNAUTHENTICATED` once the
-//! caller's key is revoked.
+//! caller's key is revoked (checked once per period and key, for all its streams, by
+//! [`super::revocation`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
 
 use super::auth::{Identity, KeyRejection, KeyVerifier, identity_of};
 use super::limits::{StreamLimiter, StreamPermit};
+use super::revocation::{KeyFollower, RevocationWatch};
 use super::status::shutting_down;
 use crate::metrics::Metrics;
 
 /// A boxed server stream, as every streaming handler returns it.
 pub type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// How often an open stream asks whether its key still stands. The auth layer trusts a
-/// verified key for a few seconds too, so a revoked key stops everywhere in that time.
+/// How often the keys of open streams are checked (once per key, however many streams
+/// hold it). The auth layer trusts a verified key for a few seconds too, so a revoked
+/// key stops everywhere in that time.
 pub const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Admits server streams; shared by every streaming service. Cheap to clone.
@@ -31,8 +33,7 @@ pub struct StreamGate {
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
     /// `None` outside a server: no keys, nothing to re-check.
-    keys: Option<Arc<dyn KeyVerifier>>,
-    recheck: Duration,
+    keys: Option<RevocationWatch>,
 }
 
 impl std::fmt::Debug for StreamGate {
@@ -52,12 +53,12 @@ impl StreamGate {
         metrics: Arc<Metrics>,
         keys: Arc<dyn KeyVerifier>,
     ) -> StreamGate {
+        let keys = RevocationWatch::new(keys, KEY_RECHECK_INTERVAL, shutdown.clone());
         StreamGate {
             limiter,
             shutdown,
             metrics,
             keys: Some(keys),
-            recheck: KEY_RECHECK_INTERVAL,
         }
     }
 
@@ -69,7 +70,6 @@ impl StreamGate {
             shutdown: CancellationToken::new(),
             metrics,
             keys: None,
-            recheck: KEY_RECHECK_INTERVAL,
         }
     }
 
@@ -90,6 +90,11 @@ impl StreamGate {
     /// The server's shutdown signal.
     pub fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    /// The watch over the keys open streams hold; `None` outside a server.
+    pub fn revocation(&self) -> Option<&RevocationWatch> {
+        self.keys.as_ref()
     }
 }
 
@@ -117,18 +122,17 @@ impl StreamGuard {
     /// `UNAVAILABLE`) or the key is revoked (a last `UNAUTHENTICATED`).
     pub fn wrap<T: Send + 'static>(self, data: BoxedStream<T>) -> BoxedStream<T> {
         // The anonymous caller of a server without keys has nothing to revoke.
-        let revocable = self.gate.keys.is_some() && self.identity != Identity::anonymous();
-        let recheck = revocable.then(|| {
-            let start = tokio::time::Instant::now() + self.gate.recheck;
-            let mut every = tokio::time::interval_at(start, self.gate.recheck);
-            every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            every
-        });
-        let state = Some((data, self, recheck));
+        let key = match &self.gate.keys {
+            Some(keys) if self.identity != Identity::anonymous() => {
+                Some(keys.follow(&self.identity.key_id))
+            }
+            _ => None,
+        };
+        let state = Some((data, self, key));
         Box::pin(futures::stream::unfold(state, |state| async move {
-            let (mut data, guard, mut recheck) = state?;
-            match guard.next_or_end(&mut data, &mut recheck).await {
-                Ok(Some(item)) => Some((item, Some((data, guard, recheck)))),
+            let (mut data, guard, mut key) = state?;
+            match guard.next_or_end(&mut data, &mut key).await {
+                Ok(Some(item)) => Some((item, Some((data, guard, key)))),
                 Ok(None) => None,
                 Err(Ending::Shutdown) => Some((Err(shutting_down()), None)),
                 Err(Ending::Revoked(rejection)) => {
@@ -143,41 +147,25 @@ impl StreamGuard {
     }
 
     /// The next item of `data`, unless the stream must end first. Shutdown wins over
-    /// data; the key is checked on its interval's ticks, between items.
+    /// a refused key, and both over data.
     async fn next_or_end<T>(
         &self,
         data: &mut BoxedStream<T>,
-        recheck: &mut Option<Interval>,
+        key: &mut Option<KeyFollower>,
     ) -> Result<Option<Result<T, Status>>, Ending> {
-        loop {
-            tokio::select! {
-                biased;
-                _ = self.gate.shutdown.cancelled() => return Err(Ending::Shutdown),
-                _ = tick(recheck) => self.check_key().await?,
-                item = data.next() => return Ok(item),
-            }
-        }
-    }
-
-    async fn check_key(&self) -> Result<(), Ending> {
-        let Some(keys) = &self.gate.keys else {
-            return Ok(());
-        };
-        match keys.still_valid(&self.identity.key_id).await {
-            Ok(()) => Ok(()),
-            // A store that cannot answer does not end streams; the next tick asks again.
-            Err(KeyRejection::Unavailable) => Ok(()),
-            Err(rejection) => Err(Ending::Revoked(rejection)),
+        tokio::select! {
+            biased;
+            _ = self.gate.shutdown.cancelled() => Err(Ending::Shutdown),
+            rejection = refused(key) => Err(Ending::Revoked(rejection)),
+            item = data.next() => Ok(item),
         }
     }
 }
 
-/// The next tick of `interval`, never when there is none.
-async fn tick(interval: &mut Option<Interval>) {
-    match interval {
-        Some(interval) => {
-            interval.tick().await;
-        }
+/// Resolves once the followed key is refused; never without a key.
+async fn refused(key: &mut Option<KeyFollower>) -> KeyRejection {
+    match key {
+        Some(key) => key.refused().await,
         None => std::future::pending().await,
     }
 }
@@ -185,28 +173,8 @@ async fn tick(interval: &mut Option<Interval>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::future::BoxFuture;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    struct Revocable(AtomicBool);
-
-    impl KeyVerifier for Revocable {
-        fn keys_required(&self) -> BoxFuture<'_, bool> {
-            Box::pin(async { true })
-        }
-        fn verify<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Identity, KeyRejection>> {
-            Box::pin(async { Err(KeyRejection::Invalid) })
-        }
-        fn still_valid<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), KeyRejection>> {
-            let revoked = self.0.load(Ordering::SeqCst);
-            Box::pin(async move {
-                match revoked {
-                    true => Err(KeyRejection::Revoked),
-                    false => Ok(()),
-                }
-            })
-        }
-    }
+    use crate::api::revocation::testing::Counting;
+    use tokio::time::Instant;
 
     fn request_of(key_id: &str) -> Request<()> {
         let mut request = Request::new(());
@@ -218,7 +186,7 @@ mod tests {
         request
     }
 
-    fn gate(keys: Arc<Revocable>, max_per_key: usize) -> (StreamGate, Arc<Metrics>) {
+    fn gate(keys: Arc<Counting>, max_per_key: usize) -> (StreamGate, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let gate = StreamGate::new(
             StreamLimiter::new(max_per_key),
@@ -238,7 +206,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_revoked_key_ends_its_stream_unauthenticated_and_frees_its_place() {
-        let keys = Arc::new(Revocable(AtomicBool::new(false)));
+        let keys = Arc::new(Counting::default());
         let (gate, metrics) = gate(keys.clone(), 1);
         let mut stream = gate.admit(&request_of("k")).unwrap().wrap(endless());
         assert_eq!(metrics.streams_open.get(), 1);
@@ -246,7 +214,7 @@ mod tests {
         for _ in 0..20 {
             assert!(stream.next().await.unwrap().is_ok());
         }
-        keys.0.store(true, Ordering::SeqCst);
+        keys.revoke();
         let ended = loop {
             match stream.next().await {
                 Some(Ok(_)) => continue,
@@ -263,7 +231,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_ends_a_stream_unavailable() {
-        let keys = Arc::new(Revocable(AtomicBool::new(false)));
+        let keys = Arc::new(Counting::default());
         let (gate, _) = gate(keys, 0);
         let mut stream = gate.admit(&Request::new(())).unwrap().wrap(endless());
         assert!(stream.next().await.unwrap().is_ok());
@@ -271,5 +239,48 @@ mod tests {
         let ended = stream.next().await.unwrap().unwrap_err();
         assert_eq!(ended.code(), tonic::Code::Unavailable);
         assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_of_one_key_share_one_check_per_period_and_all_end_when_it_is_revoked() {
+        const STREAMS: usize = 20;
+        let keys = Arc::new(Counting::default());
+        let (gate, metrics) = gate(keys.clone(), 0);
+        let streams = (0..STREAMS).map(|_| gate.admit(&request_of("k")).unwrap().wrap(endless()));
+        let mut all = futures::stream::select_all(streams);
+        let periods = 5;
+        let until = Instant::now() + KEY_RECHECK_INTERVAL * periods + KEY_RECHECK_INTERVAL / 2;
+        while Instant::now() < until {
+            assert!(all.next().await.unwrap().is_ok());
+        }
+        assert_eq!(
+            keys.queries(),
+            periods as usize,
+            "one query per period for the key"
+        );
+        keys.revoke();
+        let revoked = Instant::now();
+        let mut ended = 0;
+        while let Some(item) = all.next().await {
+            if let Err(status) = item {
+                assert_eq!(status.code(), tonic::Code::Unauthenticated);
+                ended += 1;
+            }
+        }
+        assert_eq!(ended, STREAMS, "every stream of the key ended");
+        assert!(
+            revoked.elapsed() <= KEY_RECHECK_INTERVAL,
+            "{:?}",
+            revoked.elapsed()
+        );
+        assert_eq!(keys.queries(), periods as usize + 1);
+        assert_eq!(metrics.streams_open.get(), 0);
+        tokio::task::yield_now().await;
+        let watch = gate.revocation().unwrap();
+        assert_eq!(
+            watch.keys_watched(),
+            0,
+            "the key's checker ended with its streams"
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! - [`context`]: what `ConnectionService` shares ([`ServerContext`]).
 //! - [`auth`]: API keys and scopes as a tower layer; [`limits`]: streams per key.
 //! - [`lifetime`]: the one lifetime of every server stream (permit, gauge, shutdown,
-//!   revocation).
+//!   revocation); [`revocation`]: one check per key and period for all its streams.
 //! - [`connection`]: `ConnectionService`; [`requests`]: its requests, checked;
 //!   [`settings`]: profiles and field masks; [`watch`]: the status stream's data.
 //! - [`market_data`]: `MarketDataService`, its streams and conversions.
@@ -25,6 +25,7 @@ pub mod limits;
 pub mod market_data;
 pub mod middleware;
 pub mod requests;
+pub mod revocation;
 pub mod server;
 pub mod settings;
 pub mod status;

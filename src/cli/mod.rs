@@ -1,7 +1,9 @@
-//! The `ibstream` command line: one module per subcommand.
+//! The `ibstream` command line: one module per subcommand, and the process set-up
+//! `main` does first ([`allocator`]).
 
 use clap::{Parser, Subcommand};
 
+pub mod allocator;
 pub mod chain;
 pub mod demo;
 pub mod drill;

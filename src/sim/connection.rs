@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::cmd::{self, RequestKind};
 use super::frame;
 use super::handshake::{self, HandshakeError};
+use super::inbound::{self, Inbound};
 use super::session::Session;
 use super::state::{ConnectionEntry, Outbox, Outgoing, Shared, lock};
 use crate::proto::tws;
@@ -67,9 +68,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         }
     };
     let registration = Registration::new(&shared, client_id);
-    info!(%peer, client_id, connection = registration.id, "client connected");
-    run(shared.clone(), reader, writer, &registration).await;
-    info!(%peer, client_id, connection = registration.id, "client disconnected");
+    let connection = registration.id;
+    info!(%peer, client_id, connection, "client connected");
+    run(shared.clone(), reader, writer, registration).await;
+    info!(%peer, client_id, connection, "client disconnected");
 }
 
 /// Why the start of a session failed.
@@ -159,9 +161,9 @@ impl Drop for Registration {
 
 async fn run(
     shared: Arc<Shared>,
-    mut reader: OwnedReadHalf,
+    reader: OwnedReadHalf,
     writer: OwnedWriteHalf,
-    reg: &Registration,
+    reg: Registration,
 ) {
     let (tx, rx) = mpsc::channel(OUTBOX_CAPACITY);
     let outbox = Outbox::new(tx, shared.clone());
@@ -178,6 +180,7 @@ async fn run(
         writer,
         reg.drop_token.clone(),
     ));
+    let mut reader = inbound::Reader::start(reader);
     let broken = lock(&shared.broken_farms).clone();
     let welcomed = cmd::gateway::welcome(&outbox, &shared.accounts, &broken).await;
     let mut session = Session::new(shared.clone(), outbox);
@@ -185,29 +188,39 @@ async fn run(
         loop {
             let next = tokio::select! {
                 _ = reg.drop_token.cancelled() => break,
-                next = frame::read_frame(&mut reader) => next,
+                next = reader.next() => next,
             };
             match next {
-                Ok(Some(frame)) => {
-                    if !session.handle(frame).await {
+                Inbound::Frame(frame, _read_ahead) => {
+                    // A reply waiting for room behind a stalled writer must not keep a
+                    // connection the client has left, nor its client id.
+                    let alive = tokio::select! {
+                        biased;
+                        alive = session.handle(frame) => alive,
+                        _ = reader.done() => false,
+                        _ = reg.drop_token.cancelled() => false,
+                    };
+                    if !alive {
                         break;
                     }
                 }
-                Ok(None) => {
+                Inbound::Closed => {
                     debug!(connection = reg.id, "peer closed the connection");
                     break;
                 }
-                Err(e) => {
+                Inbound::Failed(e) => {
                     warn!(connection = reg.id, error = %e, "closing connection after a bad frame");
                     break;
                 }
             }
         }
     }
-    // Stop subscriptions first so their forwarders release the outbox; the writer then
-    // drains what is queued (e.g. a last error 100) and closes.
+    // Stop subscriptions first so their forwarders release the outbox, and free the
+    // client id before the writer drains what is queued (e.g. a last error 100): that
+    // waits out a stall, and the client may be back on a new socket meanwhile.
     drop(session);
-    lock(&shared.connections).remove(&reg.id);
+    drop(reader);
+    drop(reg);
     let _ = writer_task.await;
 }
 

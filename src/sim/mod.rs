@@ -21,7 +21,8 @@
 //! 4. Requests: `cmd` parses a frame once into a typed command and holds one handler per
 //!    request kind (market data, reference data, gateway queries, invalid requests).
 //! 5. Session: `pacing` (the message rate) and `session` (count, pace, dispatch).
-//! 6. Connection: `connection` (handshake, registration, writer task, read loop).
+//! 6. Connection: `inbound` (frames read ahead of their handling, so a closed socket is
+//!    seen at once) and `connection` (handshake, registration, writer task, read loop).
 //! 7. Control: `control` ([`SimControl`], in process) and `grpc` (its gRPC adapter).
 //!
 //! This root starts the listeners and the accept loop.
@@ -37,6 +38,7 @@ mod feed;
 pub mod frame;
 mod grpc;
 mod handshake;
+mod inbound;
 pub mod model;
 mod option_model;
 mod pacing;

@@ -273,3 +273,45 @@ async fn a_farm_reported_broken_as_the_session_comes_back_keeps_its_instruments_
         resumed_then_fresh(&mut s).await;
     }
 }
+
+/// A stall long enough for the session to give up on the link and reconnect while the
+/// gateway still stalls. The session closes its old socket first, and the gateway frees
+/// a client id as soon as the socket holding it closes (as TWS's reader does), so no
+/// attempt meets error 326; once the stall ends quotes are fresh again. Ticks every
+/// 2 ms fill the gateway's queue for the stalled socket within a second, so the
+/// heartbeat's answer waits behind it when the session leaves.
+#[tokio::test]
+async fn reconnecting_during_a_stall_never_meets_client_id_in_use() {
+    let h = start_with(
+        |sim| sim.tick_interval = Duration::from_millis(2),
+        settings(),
+    )
+    .await;
+    let mut client = h.client().await;
+    let mut s = all_quoting(&mut client, &THREE).await;
+    let handshakes =
+        |st: &ibstream::sim::SimStats| st.requests_by_type.get("StartApi").copied().unwrap_or(0);
+    let before = handshakes(&h.sim.control().stats());
+    h.sim.control().stall(Duration::from_secs(120));
+    // The session notices the stall, closes its socket and tries again at once.
+    wait_for_stats(&h.sim, "a reconnect attempt during the stall", |st| {
+        handshakes(st) > before
+    })
+    .await;
+    let during = h.sim.control().stats();
+    assert_eq!(
+        during.errors_sent.get(&326),
+        None,
+        "the gateway answered 326 during the stall: {during:?}"
+    );
+    h.sim.control().stall(Duration::ZERO);
+    stale_then_fresh(&mut s).await;
+    let after = h.sim.control().stats();
+    assert_eq!(
+        after.errors_sent.get(&326),
+        None,
+        "the gateway answered 326 after the stall: {after:?}"
+    );
+    assert_eq!(after.connections, 1, "{after:?}");
+    assert_eq!(after.active_market_data_subscriptions, 3, "{after:?}");
+}

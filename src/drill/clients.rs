@@ -242,7 +242,7 @@ impl Lane {
         let end_at = log.opened + lifetime;
         let mut updates = 0;
         loop {
-            let revoked_at = self.keys.borrow().revoked.get(token).copied();
+            let revoked_at = self.revoked_at(token);
             let limit = revoked_at.map_or(end_at, |r| r + REVOCATION_BOUND);
             let now = clock.now();
             if self.shared.stop.is_cancelled() || now >= limit {
@@ -278,16 +278,23 @@ impl Lane {
                         tokio::time::sleep(SLOW_READ).await;
                     }
                 }
+                // The key may have been revoked while this read waited: judge the end
+                // by the key's state now, not as it was before the wait.
                 Ok(Ok(false)) => {
-                    self.ended(log, revoked_at, None);
+                    self.ended(log, self.revoked_at(token), None);
                     return updates;
                 }
                 Ok(Err(status)) => {
-                    self.ended(log, revoked_at, Some(status));
+                    self.ended(log, self.revoked_at(token), Some(status));
                     return updates;
                 }
             }
         }
+    }
+
+    /// When `token` was revoked, if it was.
+    fn revoked_at(&self, token: &str) -> Option<f64> {
+        self.keys.borrow().revoked.get(token).copied()
     }
 
     /// Judges how a stream ended: after a revocation only UNAUTHENTICATED within the

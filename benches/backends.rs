@@ -95,7 +95,7 @@ async fn run(plan: Plan) {
         results.idle = Some(footprint::idle(&plan).await);
     }
     if wants("synthetic") {
-        for shape in plan.shapes {
+        for &shape in &plan.shapes {
             progress(&format!("synthetic source, {}", shape.label()));
             results
                 .shapes

@@ -30,8 +30,9 @@ impl Shape {
 pub struct Plan {
     pub name: &'static str,
     /// Many instruments, many subscribers; many subscribers, few instruments; one
-    /// subscriber, many instruments.
-    pub shapes: [Shape; 3],
+    /// subscriber, many instruments. `IBSTREAM_BENCH_SHAPES` (e.g. `0,2`) keeps some;
+    /// the slow reader runs on the first kept.
+    pub shapes: Vec<Shape>,
     /// After every stream is ready, before a window opens.
     pub warmup: Duration,
     pub window: Duration,
@@ -55,16 +56,34 @@ impl Plan {
         let args: Vec<String> = std::env::args().collect();
         let quick = args.iter().any(|a| a == "--quick")
             || std::env::var("IBSTREAM_BENCH_QUICK").is_ok_and(|v| v == "1");
-        if !args.iter().any(|a| a == "--bench") {
-            return Plan::tiny();
+        let mut plan = if !args.iter().any(|a| a == "--bench") {
+            Plan::tiny()
+        } else if quick {
+            Plan::quick()
+        } else {
+            Plan::full()
+        };
+        if let Ok(kept) = std::env::var("IBSTREAM_BENCH_SHAPES") {
+            let kept: Vec<usize> = kept
+                .split(',')
+                .filter_map(|i| i.trim().parse().ok())
+                .collect();
+            plan.shapes = (plan.shapes.iter().enumerate())
+                .filter(|(i, _)| kept.contains(i))
+                .map(|(_, s)| *s)
+                .collect();
+            assert!(
+                !plan.shapes.is_empty(),
+                "IBSTREAM_BENCH_SHAPES keeps no shape"
+            );
         }
-        if quick { Plan::quick() } else { Plan::full() }
+        plan
     }
 
     fn full() -> Plan {
         Plan {
             name: "full",
-            shapes: [
+            shapes: vec![
                 Shape {
                     instruments: 100,
                     subscribers: 50,
@@ -104,7 +123,7 @@ impl Plan {
     fn tiny() -> Plan {
         Plan {
             name: "tiny",
-            shapes: [
+            shapes: vec![
                 Shape {
                     instruments: 4,
                     subscribers: 3,

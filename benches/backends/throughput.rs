@@ -35,6 +35,7 @@ impl Window {
 pub async fn measure(client: &mut ClientProcess, length: Duration, also: &[Cpu]) -> Window {
     let mut who = vec![Cpu::Process(std::process::id()), Cpu::Process(client.pid())];
     who.extend_from_slice(also);
+    progress(&format!("    window of {length:?} opens"));
     let cpu = CpuMeter::start(&who);
     let before = allocations();
     client.send("start").await;
@@ -111,12 +112,16 @@ async fn raw_window(shape: Shape, pace: Pace, plan: &Plan) -> Window {
 
 /// Saturation, then latency at half of ibstream's saturated rate, of both servers.
 pub async fn synthetic_shape(shape: Shape, plan: &Plan) -> SyntheticShape {
+    progress("  raw, flat out");
     let raw = raw_window(shape, Pace::FlatOut, plan).await;
+    progress("  ibstream, saturated");
     let (ibstream, ticks_in) = ibstream_window(shape, SATURATING_TICK, plan).await;
     let half_rate = ibstream.rate() / 2.0;
     // Every tick of an instrument is a message to each of its subscribers.
     let tick = Duration::from_secs_f64(shape.fan() / half_rate.max(1.0));
+    progress("  ibstream, half rate");
     let (ibstream_half, _) = ibstream_window(shape, tick, plan).await;
+    progress("  raw, half rate");
     let per_stream = half_rate / shape.subscribers as f64;
     let raw_half = raw_window(shape, Pace::PerSecond(per_stream), plan).await;
     SyntheticShape {
@@ -195,7 +200,7 @@ pub async fn end_to_end(plan: &Plan) -> Vec<EndToEnd> {
     let mut sim = SimProcess::start(E2E_TICK, E2E_LINES).await;
     let server = servers::against_gateway(sim.gateway.port(), E2E_LINES).await;
     let mut out = Vec::new();
-    for shape in plan.shapes {
+    for &shape in &plan.shapes {
         sim.set_tick_interval(E2E_TICK).await;
         let before = SimDelta::now(&mut sim).await;
         let instruments = sim::instruments(shape.instruments);
@@ -214,7 +219,17 @@ pub async fn end_to_end(plan: &Plan) -> Vec<EndToEnd> {
         let also = [Cpu::Process(sim.pid())];
         progress(&format!("  {}: saturated", shape.label()));
         let saturated = measure(&mut client, plan.window, &also).await;
-        let tick = half_rate_tick(&mut sim, &mut client, shape, &saturated, plan).await;
+        // Quotes the clients had not read yet would reach the next windows late: those
+        // open on fresh connections.
+        client.stop().await;
+        let (tick, mut client) = half_rate_tick(
+            &mut sim,
+            (&server.url, &instruments),
+            shape,
+            &saturated,
+            plan,
+        )
+        .await;
         progress(&format!("  {}: latency at {tick:?} ticks", shape.label()));
         let half = measure(&mut client, plan.window, &also).await;
         client.stop().await;
@@ -233,24 +248,27 @@ pub async fn end_to_end(plan: &Plan) -> Vec<EndToEnd> {
 }
 
 /// Sets the simulator's tick interval so the delivered rate is about half the saturated
-/// one. The simulator is no step counter (one step may reach a client as several
-/// quotes, and at 1 ms it may not keep up), so a short window at a rate far below
-/// saturation tells the quotes one step makes, and the interval follows from it.
+/// one, and returns it with fresh clients streaming at that rate. The simulator is no
+/// step counter (one step may reach a client as several quotes, and at 1 ms it may not
+/// keep up), so a short window at a rate far below saturation tells the quotes one step
+/// makes, and the interval follows from it.
 async fn half_rate_tick(
     sim: &mut SimProcess,
-    client: &mut ClientProcess,
+    (url, instruments): (&str, &[Inst]),
     shape: Shape,
     saturated: &Window,
     plan: &Plan,
-) -> Duration {
+) -> (Duration, ClientProcess) {
     let sat = saturated.rate().max(1.0);
     let slow = Duration::from_secs_f64(4.0 * shape.fan() / sat).max(E2E_TICK * 4);
     sim.set_tick_interval(slow).await;
+    let (mut client, _) =
+        ClientProcess::streams_within(url, shape.subscribers, instruments, E2E_READY).await;
     tokio::time::sleep(plan.warmup).await;
-    let probe = measure(client, plan.window / 2, &[]).await;
+    let probe = measure(&mut client, plan.window / 2, &[]).await;
     let tick = Duration::from_secs_f64(slow.as_secs_f64() * probe.rate() / (sat / 2.0))
         .clamp(E2E_TICK, slow);
     sim.set_tick_interval(tick).await;
     tokio::time::sleep(plan.warmup).await;
-    tick
+    (tick, client)
 }

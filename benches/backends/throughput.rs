@@ -231,7 +231,18 @@ pub async fn end_to_end(plan: &Plan) -> Vec<EndToEnd> {
         )
         .await;
         progress(&format!("  {}: latency at {tick:?} ticks", shape.label()));
-        let half = measure(&mut client, plan.window, &also).await;
+        let mut half = measure(&mut client, plan.window, &also).await;
+        let sat = saturated.rate().max(1.0);
+        let mut tick = tick;
+        if !(0.4..=0.6).contains(&(half.rate() / sat)) && half.rate() > 0.0 {
+            // Quotes per step change with the pace: once more, from this window.
+            tick = Duration::from_secs_f64(tick.as_secs_f64() * half.rate() / (sat / 2.0))
+                .max(E2E_TICK);
+            sim.set_tick_interval(tick).await;
+            tokio::time::sleep(plan.warmup).await;
+            progress(&format!("  {}: latency at {tick:?} ticks", shape.label()));
+            half = measure(&mut client, plan.window, &also).await;
+        }
         client.stop().await;
         out.push(EndToEnd {
             shape,

@@ -2,9 +2,11 @@
 //! shutdown and allocations of ibstream's server, each beside a raw tonic server in the
 //! same run where there is one to compare with. Prints one markdown table.
 //!
-//! `cargo bench --bench backends` (about six minutes on two cores; `-- --quick` or
-//! `IBSTREAM_BENCH_QUICK=1` for a shorter run). `cargo test --bench backends` runs every
-//! phase at a tiny size and checks only that everything was delivered.
+//! `cargo bench --bench backends` (about five minutes on two cores; `-- --quick` or
+//! `IBSTREAM_BENCH_QUICK=1` for a shorter run; `IBSTREAM_BENCH_PHASES=idle,synthetic,
+//! slow,chain,e2e,cold` and `IBSTREAM_BENCH_SHAPES=0,1,2` keep some phases and shapes).
+//! `cargo test --bench backends` runs every phase at a tiny size and checks only that
+//! everything was delivered.
 //!
 //! The server under test runs in this process, so its resident memory and allocations are
 //! this process's. The subscribers run in another: this binary again, started with

@@ -17,6 +17,7 @@
 //! spread evenly), run at a share of the profile's rate, so `ibapi`'s limiter, which
 //! sees the same messages a moment later, never has to hold one back.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ use crate::metrics::Metrics;
 /// cannot see: transit jitter that bunches messages inside the gateway's one-second
 /// window, and the few messages `ibapi` writes on its own.
 const SHARE: f64 = 0.9;
+
+/// The gateway counts messages per second.
+const WINDOW: Duration = Duration::from_secs(1);
 
 /// Look-ups holding a slot at once. Any other message waits behind at most this many
 /// look-ups; two keep a look-up ready to go whenever a slot frees.
@@ -66,11 +70,25 @@ impl MessagePacer {
     /// (added to the rate-limiter delay metric). A wait that is cancelled still uses
     /// its slot.
     pub async fn acquire(&self) -> Duration {
-        let wait = self.reserve_at(Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        let start = Instant::now();
+        let slot = self.reserve_at(start);
+        if !slot.is_zero() {
+            tokio::time::sleep(slot).await;
         }
-        wait
+        // A task that wakes late (a busy machine) finds its slot long past, together
+        // with the tasks of the slots after it: the messages really let go in the last
+        // second decide, so late wake-ups never bunch past the rate.
+        loop {
+            let admitted = self.lock().admit(Instant::now());
+            match admitted {
+                Ok(()) => break,
+                Err(until) => tokio::time::sleep_until(until).await,
+            }
+        }
+        let held = start.elapsed();
+        let late = held.saturating_sub(slot);
+        self.metrics.rate_limiter_delay.inc_by(late.as_secs_f64());
+        held
     }
 
     /// Like [`acquire`](Self::acquire) for a look-up: waits first until fewer than
@@ -112,6 +130,10 @@ struct Gcra {
     interval: Duration,
     tolerance: Duration,
     tat: Option<Instant>,
+    /// Messages admitted in any one second at most (the paced rate).
+    per_window: usize,
+    /// When the messages of the last second were let go, oldest first.
+    sent: VecDeque<Instant>,
 }
 
 impl Gcra {
@@ -126,6 +148,8 @@ impl Gcra {
             interval,
             tolerance: interval * (burst - 1),
             tat: None,
+            per_window: (burst + rate - 1) as usize,
+            sent: VecDeque::new(),
         }
     }
 
@@ -141,6 +165,25 @@ impl Gcra {
         let (tat, send_at) = self.send_at(now);
         self.tat = Some(tat + self.interval);
         send_at - now
+    }
+
+    /// Lets a message go at `now` if fewer than the paced rate went in the second
+    /// before; otherwise says when one of them leaves the window.
+    fn admit(&mut self, now: Instant) -> Result<(), Instant> {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| *t + WINDOW <= now)
+        {
+            self.sent.pop_front();
+        }
+        match self.sent.front() {
+            Some(oldest) if self.sent.len() >= self.per_window => Err(*oldest + WINDOW),
+            _ => {
+                self.sent.push_back(now);
+                Ok(())
+            }
+        }
     }
 
     fn peek(&self, now: Instant) -> Duration {
@@ -199,6 +242,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn late_wake_ups_do_not_bunch_past_the_rate() {
+        let pacer = MessagePacer::new(50, Arc::new(Metrics::default()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (pacer, sent) = (pacer.clone(), sent.clone());
+                tokio::spawn(async move {
+                    pacer.acquire().await;
+                    sent.lock().unwrap().push(Instant::now());
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        // The machine is busy: nothing runs for two seconds, then every task whose
+        // slot passed wakes at once.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut sent = sent.lock().unwrap().clone();
+        sent.sort();
+        for (i, s) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().take_while(|t| **t < *s + WINDOW).count();
+            assert!(in_window <= 45, "{in_window} messages let go within a second");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_subscription_waits_behind_a_bounded_number_of_look_ups() {
         // 10/s at a 90 % share: one slot every 1/9 s.
         let pacer = MessagePacer::new(10, Arc::new(Metrics::default()));
@@ -213,7 +284,8 @@ mod tests {
         tokio::task::yield_now().await;
         let subscription = pacer.acquire().await;
         assert!(
-            subscription <= slot * (LOOKUPS_AHEAD as u32 + 1),
+            // (timers fire on whole milliseconds)
+            subscription <= slot * (LOOKUPS_AHEAD as u32 + 1) + Duration::from_millis(2),
             "a subscription waited {subscription:?} behind 100 look-ups"
         );
         for l in lookups {

@@ -170,11 +170,7 @@ impl Gcra {
     /// Lets a message go at `now` if fewer than the paced rate went in the second
     /// before; otherwise says when one of them leaves the window.
     fn admit(&mut self, now: Instant) -> Result<(), Instant> {
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| *t + WINDOW <= now)
-        {
+        while self.sent.front().is_some_and(|t| *t + WINDOW <= now) {
             self.sent.pop_front();
         }
         match self.sent.front() {
@@ -265,7 +261,10 @@ mod tests {
         sent.sort();
         for (i, s) in sent.iter().enumerate() {
             let in_window = sent[i..].iter().take_while(|t| **t < *s + WINDOW).count();
-            assert!(in_window <= 45, "{in_window} messages let go within a second");
+            assert!(
+                in_window <= 45,
+                "{in_window} messages let go within a second"
+            );
         }
     }
 

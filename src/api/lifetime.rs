@@ -4,17 +4,20 @@
 //! caller's key is revoked (checked once per period and key, for all its streams, by
 //! [`super::revocation`]).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Status};
 
 use super::auth::{Identity, KeyRejection, KeyVerifier, identity_of};
 use super::limits::{StreamLimiter, StreamPermit};
-use super::revocation::{KeyFollower, RevocationWatch};
+use super::revocation::RevocationWatch;
 use super::status::shutting_down;
 use crate::metrics::Metrics;
 
@@ -111,62 +114,69 @@ impl Drop for StreamGuard {
     }
 }
 
-/// Why a wrapped stream ends before its data does.
-enum Ending {
-    Shutdown,
-    Revoked(KeyRejection),
-}
-
 impl StreamGuard {
     /// `data` until it ends, the client leaves, the server shuts down (a last
     /// `UNAVAILABLE`) or the key is revoked (a last `UNAUTHENTICATED`).
     pub fn wrap<T: Send + 'static>(self, data: BoxedStream<T>) -> BoxedStream<T> {
         // The anonymous caller of a server without keys has nothing to revoke.
-        let key = match &self.gate.keys {
+        let refusal = match &self.gate.keys {
             Some(keys) if self.identity != Identity::anonymous() => {
-                Some(keys.follow(&self.identity.key_id))
+                let mut key = keys.follow(&self.identity.key_id);
+                let refused: BoxFuture<'static, KeyRejection> =
+                    Box::pin(async move { key.refused().await });
+                Some(refused)
             }
             _ => None,
         };
-        let state = Some((data, self, key));
-        Box::pin(futures::stream::unfold(state, |state| async move {
-            let (mut data, guard, mut key) = state?;
-            match guard.next_or_end(&mut data, &mut key).await {
-                Ok(Some(item)) => Some((item, Some((data, guard, key)))),
-                Ok(None) => None,
-                Err(Ending::Shutdown) => Some((Err(shutting_down()), None)),
-                Err(Ending::Revoked(rejection)) => {
-                    tracing::info!(
-                        key_id = guard.identity.key_id.as_str(),
-                        "stream ended: its API key no longer stands"
-                    );
-                    Some((Err(rejection.into()), None))
-                }
-            }
-        }))
-    }
-
-    /// The next item of `data`, unless the stream must end first. Shutdown wins over
-    /// a refused key, and both over data.
-    async fn next_or_end<T>(
-        &self,
-        data: &mut BoxedStream<T>,
-        key: &mut Option<KeyFollower>,
-    ) -> Result<Option<Result<T, Status>>, Ending> {
-        tokio::select! {
-            biased;
-            _ = self.gate.shutdown.cancelled() => Err(Ending::Shutdown),
-            rejection = refused(key) => Err(Ending::Revoked(rejection)),
-            item = data.next() => Ok(item),
-        }
+        Box::pin(Guarded {
+            shutdown: Box::pin(self.gate.shutdown.clone().cancelled_owned()),
+            refusal,
+            data: Some(data),
+            guard: self,
+        })
     }
 }
 
-/// Resolves once the followed key is refused; never without a key.
-async fn refused(key: &mut Option<KeyFollower>) -> KeyRejection {
-    match key {
-        Some(key) => key.refused().await,
-        None => std::future::pending().await,
+/// A stream with its lifetime's ends. A plain `Stream` rather than a combinator: it is
+/// polled once per message of every stream, and moves nothing per poll.
+struct Guarded<T> {
+    data: Option<BoxedStream<T>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    refusal: Option<BoxFuture<'static, KeyRejection>>,
+    guard: StreamGuard,
+}
+
+impl<T> Stream for Guarded<T> {
+    type Item = Result<T, Status>;
+
+    /// Shutdown wins over a refused key, and both over data.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.data.is_none() {
+            return Poll::Ready(None);
+        }
+        if this.shutdown.as_mut().poll(cx).is_ready() {
+            this.data = None;
+            return Poll::Ready(Some(Err(shutting_down())));
+        }
+        if let Some(refusal) = &mut this.refusal
+            && let Poll::Ready(rejection) = refusal.as_mut().poll(cx)
+        {
+            tracing::info!(
+                key_id = this.guard.identity.key_id.as_str(),
+                "stream ended: its API key no longer stands"
+            );
+            this.data = None;
+            return Poll::Ready(Some(Err(rejection.into())));
+        }
+        let item = this.data.as_mut().map(|d| d.poll_next_unpin(cx));
+        match item {
+            Some(Poll::Ready(None)) | None => {
+                this.data = None;
+                Poll::Ready(None)
+            }
+            Some(other) => other,
+        }
     }
 }
 

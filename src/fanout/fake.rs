@@ -41,6 +41,8 @@ pub struct FakeSource {
     /// Option-chain parameters of every underlying.
     pub chain: Mutex<Vec<ChainParams>>,
     pub detail_requests: Mutex<u32>,
+    /// Symbols whose look-ups IB never answers (a slow look-up, as long as a test needs).
+    pub unanswered: Mutex<HashSet<String>>,
 }
 
 impl FakeSource {
@@ -53,6 +55,7 @@ impl FakeSource {
             listings: Mutex::new(HashMap::new()),
             chain: Mutex::new(Vec::new()),
             detail_requests: Mutex::new(0),
+            unanswered: Mutex::new(HashSet::new()),
         })
     }
 
@@ -146,6 +149,9 @@ impl MarketDataSource for FakeSource {
         _deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<ContractDetails>, SourceError>> {
         *self.detail_requests.lock().unwrap() += 1;
+        if self.unanswered.lock().unwrap().contains(&contract.symbol) {
+            return futures::future::pending().boxed();
+        }
         if contract.sec_type == super::types::SecType::Option && contract.strike.is_none() {
             let listed = self.listings.lock().unwrap().get(&contract.expiry).cloned();
             let listed = listed

@@ -35,7 +35,7 @@ pub mod types;
 #[cfg(test)]
 mod chain_tests;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

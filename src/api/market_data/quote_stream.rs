@@ -157,3 +157,80 @@ fn status_frame(index: usize, instrument: pb::Instrument, kind: &StatusKind) -> 
         ))),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::fanout::fake::FakeSource;
+    use crate::fanout::tick::{PriceField, Tick};
+    use crate::fanout::{FanoutSettings, MarketDataSource};
+
+    fn spec(symbol: &str) -> ContractSpec {
+        ContractSpec {
+            symbol: symbol.into(),
+            exchange: "SMART".into(),
+            currency: "USD".into(),
+            ..ContractSpec::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_instrument_quotes_while_another_is_still_being_looked_up() {
+        let source = FakeSource::new();
+        source.set_link(Some(1));
+        let aapl = ContractSpec {
+            con_id: 265598,
+            ..spec("AAPL")
+        };
+        source.details.lock().unwrap().insert(
+            "AAPL".into(),
+            ContractDetails {
+                contract: aapl,
+                ..ContractDetails::default()
+            },
+        );
+        source.unanswered.lock().unwrap().insert("SLOW".into());
+        let dyn_source: Arc<dyn MarketDataSource> = source.clone();
+        let metrics = Arc::new(Metrics::default());
+        let fanout = Fanout::new(
+            dyn_source.clone(),
+            FanoutSettings::default(),
+            metrics.clone(),
+        );
+        let contracts = Arc::new(Contracts::new(dyn_source, None, Duration::from_secs(600)));
+        let requested = ["SLOW", "AAPL"]
+            .map(|s| pb::Instrument {
+                symbol: s.into(),
+                ..pb::Instrument::default()
+            })
+            .to_vec();
+        let specs = vec![spec("SLOW"), spec("AAPL")];
+        let mut stream = QuoteStream::new(&fanout, &contracts, &metrics, requested, specs, false);
+
+        let quoted = async {
+            loop {
+                tokio::select! {
+                    frame = stream.next() => {
+                        if let Some(Ok(QuotesFrame::Quote { index, .. })) = frame {
+                            return index;
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {
+                        source.tick(265598, Tick::Price(PriceField::Bid, 189.5));
+                    }
+                }
+            }
+        };
+        let index = tokio::time::timeout(Duration::from_secs(5), quoted)
+            .await
+            .expect("AAPL quotes while SLOW is looked up");
+        assert_eq!(index, 1);
+        assert_eq!(
+            contracts.lookups_in_flight(),
+            1,
+            "SLOW is still being looked up"
+        );
+    }
+}

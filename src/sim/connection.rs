@@ -191,12 +191,12 @@ async fn run(
                 next = reader.next() => next,
             };
             match next {
-                Inbound::Frame(frame, _read_ahead) => {
+                Inbound::Frame(frame, arrived, _read_ahead) => {
                     // A reply waiting for room behind a stalled writer must not keep a
                     // connection the client has left, nor its client id.
                     let alive = tokio::select! {
                         biased;
-                        alive = session.handle(frame) => alive,
+                        alive = session.handle(frame, arrived) => alive,
                         _ = reader.done() => false,
                         _ = reg.drop_token.cancelled() => false,
                     };

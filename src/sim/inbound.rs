@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, FrameError, InboundFrame};
@@ -23,8 +24,9 @@ pub(crate) const READ_AHEAD_BYTES: usize = 1024 * 1024;
 /// What the reader found next.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    /// A frame, and its share of the read-ahead budget until it is handled.
-    Frame(InboundFrame, OwnedSemaphorePermit),
+    /// A frame, when it arrived, and its share of the read-ahead budget until it is
+    /// handled.
+    Frame(InboundFrame, Instant, OwnedSemaphorePermit),
     /// The client closed the socket.
     Closed,
     /// The socket failed or sent a frame the protocol does not allow.
@@ -78,12 +80,15 @@ async fn read(
             Ok(None) => break Inbound::Closed,
             Err(e) => break Inbound::Failed(e),
         };
+        // TWS counts a request against the message rate when its reader thread takes it
+        // off the socket, not when it gets round to handling it.
+        let arrived = Instant::now();
         // Never more than the whole budget, so one frame can always be admitted.
         let cost = (frame.payload.len() + 8).min(READ_AHEAD_BYTES);
         let Ok(permit) = budget.clone().acquire_many_owned(cost as u32).await else {
             return;
         };
-        if tx.send(Inbound::Frame(frame, permit)).is_err() {
+        if tx.send(Inbound::Frame(frame, arrived, permit)).is_err() {
             return;
         }
     };

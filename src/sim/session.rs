@@ -37,11 +37,13 @@ impl Session {
         }
     }
 
-    /// Handles one request; `false` ends the connection.
-    pub(crate) async fn handle(&mut self, frame: InboundFrame) -> bool {
+    /// Handles one request that arrived at `arrived`; `false` ends the connection.
+    /// The rate counts arrivals: a backlog handled at once after a stall is not a burst
+    /// the client sent.
+    pub(crate) async fn handle(&mut self, frame: InboundFrame, arrived: Instant) -> bool {
         let command = Command::from_frame(frame);
         self.shared.count_request(command.name());
-        let now = Instant::now();
+        let now = arrived;
         let rate = self.pacing.arrive(now);
         self.shared.record_rate(rate as u32);
         if rate > self.shared.max_messages_per_second as usize {

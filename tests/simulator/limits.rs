@@ -81,3 +81,37 @@ async fn a_client_that_keeps_exceeding_the_rate_is_disconnected() {
     assert!(client.server_time().await.is_ok());
     sim.shutdown().await;
 }
+
+/// A client within the rate whose requests pile up behind a stalled gateway is not over
+/// the rate when the gateway handles the backlog at once: TWS counts requests as they
+/// arrive. Ticks fill the connection's queue during the stall, so the handling of the
+/// requests really waits.
+#[tokio::test]
+async fn requests_handled_late_count_when_they_arrived() {
+    let sim = start_with(|c| c.disconnect_after_violations = None).await;
+    sim.control().set_tick_interval(Duration::from_millis(1));
+    let client = std::sync::Arc::new(connect(&sim, 1).await);
+    let _subs = [
+        streaming_stock(&client, "AAPL").await,
+        streaming_stock(&client, "MSFT").await,
+        streaming_stock(&client, "NVDA").await,
+    ];
+    sim.control().reset_stats();
+    sim.control().stall(Duration::from_millis(2500));
+    // 80 requests at 40 a second, all during the stall.
+    let requests = (0..80u64).map(|i| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(25 * i)).await;
+            client.server_time().await
+        })
+    });
+    let answers = tokio::time::timeout(WAIT, futures::future::join_all(requests))
+        .await
+        .unwrap();
+    assert!(answers.iter().all(|a| matches!(a, Ok(Ok(_)))));
+    let stats = sim.control().stats();
+    assert_eq!(stats.errors_sent.get(&100), None, "{stats:?}");
+    assert!(stats.peak_messages_per_second <= 45, "{stats:?}");
+    sim.shutdown().await;
+}

@@ -68,6 +68,9 @@ impl FeedView {
     }
 }
 
+/// A subscription request slower than this is logged.
+const SLOW_SUBSCRIBE: Duration = Duration::from_secs(3);
+
 /// How long to wait before asking again after a transient failure.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Ticks folded into one published value when IB sends them in a burst.
@@ -184,11 +187,17 @@ impl Feed {
                 st.blocks.follow(generation);
                 last_generation = Some(generation);
             }
-            let next = match self
+            let asked = Instant::now();
+            let subscribed = self
                 .source
                 .subscribe(generation, &self.contract, st.requested)
-                .await
-            {
+                .await;
+            if asked.elapsed() > SLOW_SUBSCRIBE {
+                // Queued in the pacer behind a burst, or held by a link that died: the
+                // log tells which when a stream stays stale.
+                tracing::info!(con_id = self.contract.con_id, symbol = %self.contract.symbol, generation, waited = ?asked.elapsed(), ok = subscribed.is_ok(), "market-data request took long");
+            }
+            let next = match subscribed {
                 Ok(stream) => {
                     st.awaiting_fresh = true;
                     st.cadence.pause();

@@ -60,8 +60,11 @@ pub enum ChainEvent {
 }
 
 /// Events a slow chain client may have waiting; past this the task stops reading the
-/// fan-out, which conflates for it.
-const CHAIN_QUEUE: usize = 64;
+/// fan-out, which conflates for it. Small, because whatever waits here is old by the
+/// time a slow client reads it: with 64, a client reading three events a second saw
+/// data twenty seconds old after each recovery. Eight still lets a fast client take
+/// events in batches.
+const CHAIN_QUEUE: usize = 8;
 
 /// Opens option-chain streams.
 pub struct Chains {

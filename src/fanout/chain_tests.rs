@@ -174,3 +174,62 @@ async fn a_window_around_the_money_snapshots_then_follows_the_underlying() {
         "a closed stream releases its window"
     );
 }
+
+/// A chain client that reads slowly is conflated like a quote client: after it has
+/// fallen behind, the newest value reaches it after at most a few queued events, not
+/// after a backlog of old ones (a slow reader saw data tens of seconds old).
+#[tokio::test]
+async fn a_slow_chain_reader_gets_the_newest_value_after_a_short_queue() {
+    let (source, chains) = setup();
+    let request = ChainRequest {
+        underlying: ContractSpec {
+            symbol: "XYZ".into(),
+            ..ContractSpec::default()
+        },
+        expirations: vec![expiry()],
+        expiration_count: 1,
+        strikes: StrikeSelection::AroundMoney { count: 3 },
+        rights: vec![Right::Call],
+        trading_class: String::new(),
+        allow_delayed: false,
+    };
+    let open = tokio::spawn(async move {
+        let rx = chains.open(request).await;
+        (chains, rx)
+    });
+    settle().await;
+    source.tick(1, Tick::Price(PriceField::Last, 100.2));
+    let (_chains, rx) = open.await.unwrap();
+    let mut rx = rx.expect("window opens");
+    settle().await;
+    for k in [99, 100, 101] {
+        source.tick(1000 + k, Tick::Price(PriceField::Bid, 3.0));
+        source.tick(1000 + k, Tick::Price(PriceField::Ask, 3.4));
+    }
+    while !matches!(next(&mut rx).await, ChainEvent::SnapshotComplete { .. }) {}
+    // From here the client reads nothing while the options tick many times.
+    for i in 0..400i32 {
+        let k = 99 + i64::from(i % 3);
+        source.tick(
+            1000 + k,
+            Tick::Price(PriceField::Bid, 3.0 + f64::from(i) / 1000.0),
+        );
+        settle().await;
+    }
+    source.tick(1100, Tick::Price(PriceField::Bid, 9.99));
+    settle().await;
+    let mut read = 0;
+    loop {
+        read += 1;
+        if let ChainEvent::Option { view, .. } = next(&mut rx).await
+            && view.quote.bid == Some(9.99)
+        {
+            break;
+        }
+    }
+    // What was queued before the newest value: a handful.
+    assert!(
+        read <= 12,
+        "the newest value came after {read} older events"
+    );
+}

@@ -99,9 +99,12 @@ fn strikes(options: &[Arc<ContractSpec>]) -> Vec<f64> {
     options.iter().filter_map(|c| c.strike).collect()
 }
 
-#[tokio::test]
-async fn a_window_around_the_money_snapshots_then_follows_the_underlying() {
-    let (source, chains) = setup();
+/// Opens a window of three calls around the money on XYZ, centred on the underlying's
+/// first price (100.2).
+async fn three_calls_around_the_money(
+    source: &FakeSource,
+    chains: Chains,
+) -> (Chains, tokio::sync::mpsc::Receiver<ChainEvent>) {
     let request = ChainRequest {
         underlying: ContractSpec {
             symbol: "XYZ".into(),
@@ -119,10 +122,15 @@ async fn a_window_around_the_money_snapshots_then_follows_the_underlying() {
         (chains, rx)
     });
     settle().await;
-    // The window is centred on the underlying's first price.
     source.tick(1, Tick::Price(PriceField::Last, 100.2));
     let (chains, rx) = open.await.unwrap();
-    let mut rx = rx.expect("window opens");
+    (chains, rx.expect("window opens"))
+}
+
+#[tokio::test]
+async fn a_window_around_the_money_snapshots_then_follows_the_underlying() {
+    let (source, chains) = setup();
+    let (chains, mut rx) = three_calls_around_the_money(&source, chains).await;
     let ChainEvent::Window { options, .. } = next(&mut rx).await else {
         panic!("the window comes first");
     };
@@ -181,26 +189,7 @@ async fn a_window_around_the_money_snapshots_then_follows_the_underlying() {
 #[tokio::test]
 async fn a_slow_chain_reader_gets_the_newest_value_after_a_short_queue() {
     let (source, chains) = setup();
-    let request = ChainRequest {
-        underlying: ContractSpec {
-            symbol: "XYZ".into(),
-            ..ContractSpec::default()
-        },
-        expirations: vec![expiry()],
-        expiration_count: 1,
-        strikes: StrikeSelection::AroundMoney { count: 3 },
-        rights: vec![Right::Call],
-        trading_class: String::new(),
-        allow_delayed: false,
-    };
-    let open = tokio::spawn(async move {
-        let rx = chains.open(request).await;
-        (chains, rx)
-    });
-    settle().await;
-    source.tick(1, Tick::Price(PriceField::Last, 100.2));
-    let (_chains, rx) = open.await.unwrap();
-    let mut rx = rx.expect("window opens");
+    let (_chains, mut rx) = three_calls_around_the_money(&source, chains).await;
     settle().await;
     for k in [99, 100, 101] {
         source.tick(1000 + k, Tick::Price(PriceField::Bid, 3.0));

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::journal::{FaultLog, Reading, StreamLog, Violation};
+use super::clients::SLOW_READER_DELAY;
 
 /// Every stream read promptly gets fresh (non-stale) data for each of its instruments
 /// within this many seconds after it opens and after each recovery of the gateway.
@@ -44,9 +45,9 @@ struct Window<'a> {
     after: Option<&'a FaultLog>,
 }
 
-/// Checks that every promptly read stream got fresh data for each instrument it
-/// expects within `bound` after it opened and after each gateway recovery it lived
-/// through. Windows disturbed by another fault, or reaching past the stream's end or
+/// Checks that every stream being read got fresh data for each instrument it expects
+/// within `bound` after it opened and after each gateway recovery it lived through (a
+/// slow reader [`SLOW_READER_DELAY`] later: what it had not read yet comes first). Windows disturbed by another fault, or reaching past the stream's end or
 /// past `observed_until`, are not judged.
 pub fn freshness(
     streams: &[StreamLog],
@@ -56,6 +57,10 @@ pub fn freshness(
 ) -> Freshness {
     let mut out = Freshness::default();
     for stream in streams.iter().filter(|s| s.reading != Reading::Neglected) {
+        let bound = match stream.reading {
+            Reading::Slow => bound + SLOW_READER_DELAY,
+            _ => bound,
+        };
         let open = Window {
             at: stream.opened,
             after: None,
@@ -138,9 +143,10 @@ fn judge(stream: &StreamLog, window: &Window<'_>, bound: f64, out: &mut Freshnes
         at: window.at,
         check: "fresh-data",
         detail: format!(
-            "stream {} ({}): no fresh data for {} of {} instrument(s) [{}] within {bound:.0}s after {what}",
+            "stream {} ({}, read {}): no fresh data for {} of {} instrument(s) [{}] within {bound:.0}s after {what}",
             stream.id,
             stream.label,
+            stream.reading.describe(),
             missing.len(),
             stream.members.len(),
             missing.join(",")

@@ -30,6 +30,17 @@ const LANES: u64 = 2;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause of a slow reader after every message.
 const SLOW_READ: Duration = Duration::from_millis(300);
+/// Each stream's HTTP/2 receive window. What a client's transport has taken in but the
+/// client has not read, the server can no longer conflate: with hyper's default (2 MiB)
+/// a reader taking 300 ms a message falls further behind for minutes. A slow consumer of
+/// market data keeps its window small, as this one does (the README says how).
+const STREAM_WINDOW: u32 = 4 * 1024;
+/// Messages a slow reader may have waiting ahead of a new value: a window's worth (quote
+/// and chain messages are 150 to 300 bytes) and ibstream's own per-stream queue.
+const SLOW_BACKLOG_MESSAGES: u32 = STREAM_WINDOW / 256 + 5;
+/// How much later than a prompt reader a slow one may see a new value: the time it takes
+/// to read what waits ahead of it. The server cannot take back what it already sent.
+pub const SLOW_READER_DELAY: f64 = SLOW_READ.as_secs_f64() * SLOW_BACKLOG_MESSAGES as f64;
 /// Share of requests with a hostile field.
 const HOSTILE_SHARE: f64 = 0.2;
 /// The key a chain stream's underlying is journaled under (option con ids are others).
@@ -84,6 +95,7 @@ pub async fn run(shared: Shared, keys: watch::Receiver<KeyState>, seed: u64) {
 fn channel(addr: SocketAddr) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(STREAM_WINDOW)
         .connect_lazy())
 }
 

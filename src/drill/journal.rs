@@ -76,6 +76,17 @@ pub enum Reading {
     Neglected,
 }
 
+impl Reading {
+    /// How a report names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reading::Prompt => "promptly",
+            Reading::Slow => "slowly",
+            Reading::Neglected => "never",
+        }
+    }
+}
+
 /// One stream a client opened, as far as the checks need it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamLog {

@@ -61,10 +61,11 @@ pub enum ChainEvent {
 
 /// Events a slow chain client may have waiting; past this the task stops reading the
 /// fan-out, which conflates for it. Small, because whatever waits here is old by the
-/// time a slow client reads it: with 64, a client reading three events a second saw
-/// data twenty seconds old after each recovery. Eight still lets a fast client take
-/// events in batches.
-const CHAIN_QUEUE: usize = 8;
+/// time a slow client reads it, and it adds to what the client's own HTTP/2 window holds:
+/// with 64, a client reading three events a second saw data twenty seconds old after each
+/// recovery, and with 8 still over ten behind an 8 KiB window. Four still lets a fast
+/// client take events in batches.
+const CHAIN_QUEUE: usize = 4;
 
 /// Opens option-chain streams.
 pub struct Chains {

@@ -197,6 +197,7 @@ impl Feed {
                 // log tells which when a stream stays stale.
                 tracing::info!(con_id = self.contract.con_id, symbol = %self.contract.symbol, generation, waited = ?asked.elapsed(), ok = subscribed.is_ok(), "market-data request took long");
             }
+            tracing::debug!(con_id = self.contract.con_id, symbol = %self.contract.symbol, generation, ok = subscribed.is_ok(), requested = ?st.requested, "subscribed");
             let next = match subscribed {
                 Ok(stream) => {
                     st.awaiting_fresh = true;
@@ -378,6 +379,7 @@ impl Feed {
                 false
             }
         };
+        tracing::debug!(con_id = self.contract.con_id, symbol = %self.contract.symbol, generation = stamped.generation, blocks = ?st.blocks, renew, "data notice");
         if renew || !st.blocks.clear() {
             // With 1101 the values are old until the renewed subscription sends.
             self.mark_stale(st);
@@ -443,6 +445,7 @@ impl Feed {
 
     /// Clears the stale mark; returns whether anything changed.
     fn mark_fresh_unpublished(&self, st: &mut State) -> bool {
+        tracing::debug!(con_id = self.contract.con_id, symbol = %self.contract.symbol, status = ?st.view.status, "fresh");
         match st.view.status {
             FeedStatus::Stale => {
                 st.view.status = FeedStatus::Live;

@@ -20,12 +20,14 @@
 //! - [`metrics`]: counters and gauges shared by every layer, rendered for Prometheus.
 //! - [`drill`]: the chaos drill behind `ibstream drill`: a demo in a child process, faults
 //!   and hostile clients, and checks of what the server promises.
+//! - [`cluster`]: nodes over NATS electing the one leader that holds the IB session.
 //! - [`cli`]: the `ibstream` command line; `serve` and `demo` start [`app`].
 //! - [`proto`]: code generated from `proto/`, and the codec it runs on.
 
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod drill;

@@ -50,7 +50,12 @@ pub struct Args {
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// `tracing` filter for the log on stderr.
-    #[arg(long, env = "IBSTREAM_LOG", default_value = "warn,ibstream=info", value_name = "FILTER")]
+    #[arg(
+        long,
+        env = "IBSTREAM_LOG",
+        default_value = "warn,ibstream=info",
+        value_name = "FILTER"
+    )]
     pub log_filter: String,
 }
 

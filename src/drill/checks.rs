@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::journal::{FaultLog, Reading, StreamLog, Violation};
 use super::clients::SLOW_READER_DELAY;
+use super::journal::{FaultLog, Reading, StreamLog, Violation};
 
 /// Every stream read promptly gets fresh (non-stale) data for each of its instruments
 /// within this many seconds after it opens and after each recovery of the gateway.

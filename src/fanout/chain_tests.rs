@@ -217,8 +217,5 @@ async fn a_slow_chain_reader_gets_the_newest_value_after_a_short_queue() {
         }
     }
     // What was queued before the newest value: a handful.
-    assert!(
-        read <= 8,
-        "the newest value came after {read} older events"
-    );
+    assert!(read <= 8, "the newest value came after {read} older events");
 }

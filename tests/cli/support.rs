@@ -30,6 +30,8 @@ pub struct Demo {
     child: Child,
     /// host:port of the gRPC server.
     pub grpc: String,
+    /// http://host:port/ of the web console.
+    pub web: String,
     /// host:port of the simulated gateway.
     pub gateway: String,
     /// host:port of the simulator's control plane.
@@ -94,6 +96,7 @@ impl Demo {
         let mut demo = Demo {
             child,
             grpc: String::new(),
+            web: String::new(),
             gateway: String::new(),
             sim_control: String::new(),
             metrics: String::new(),
@@ -118,6 +121,7 @@ impl Demo {
                 .to_owned()
         };
         demo.grpc = field("grpc");
+        demo.web = field("web");
         demo.gateway = field("gateway");
         demo.sim_control = field("sim-control");
         demo.metrics = field("metrics");

@@ -1,4 +1,5 @@
-// Bundles the console into dist/: index.html, assets/console.js, assets/console.css.
+// Bundles the console into dist/: index.html, assets/console.js, assets/console.css and
+// assets/favicon.svg.
 // No timestamps, hashes of time or source maps: the same sources give the same bytes,
 // so CI can compare the rebuilt bundle with the committed one.
 import { analyzeMetafile, build } from "esbuild";
@@ -25,3 +26,4 @@ await build({
   if (result.metafile) console.log(await analyzeMetafile(result.metafile));
 });
 await copyFile(new URL("./index.html", import.meta.url), new URL("index.html", dist));
+await copyFile(new URL("./favicon.svg", import.meta.url), new URL("assets/favicon.svg", dist));

@@ -107,5 +107,9 @@ async function start(): Promise<void> {
   route();
 }
 
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => {
+  route();
+  // Keyboard and screen-reader users land on the page they chose.
+  main.focus();
+});
 void start();

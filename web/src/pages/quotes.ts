@@ -183,8 +183,9 @@ export function quotesPage(root: HTMLElement, signal: AbortSignal): void {
     setCell(cells.ask, fixed(q.ask, 2), q.ask);
     setCell(cells.last, fixed(q.last, 2), q.last);
     setCell(cells.change, signed(change, 2), change);
-    setCell(cells.pct, change !== undefined && q.close ? `${signed((change / q.close) * 100, 2)} %` : "–");
-    setCell(cells.volume, q.volume !== undefined ? Math.round(q.volume).toLocaleString() : "–");
+    const pct = change !== undefined && q.close ? (change / q.close) * 100 : undefined;
+    setCell(cells.pct, pct !== undefined ? `${signed(pct, 2)} %` : "–", pct);
+    setCell(cells.volume, q.volume !== undefined ? Math.round(q.volume).toLocaleString() : "–", q.volume);
     cells.time.textContent = clock(q.receivedAt);
     for (const el of [cells.change, cells.pct]) {
       el.classList.toggle("pos", (change ?? 0) > 0);

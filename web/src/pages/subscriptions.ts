@@ -2,7 +2,7 @@
 // rate (ListSubscriptions and GetStatus, refreshed every two seconds).
 import { connection, describe, marketData } from "../api";
 import { MarketDataType } from "../gen/ibstream/v1/common_pb";
-import { SecurityType } from "../gen/ibstream/v1/market_data_pb";
+import { SecurityType, type Instrument } from "../gen/ibstream/v1/market_data_pb";
 import { fill, fixed, h, scroller, table } from "../dom";
 
 const REFRESH_MS = 2000;
@@ -33,9 +33,9 @@ export function subscriptionsPage(root: HTMLElement, signal: AbortSignal): void 
       );
       fill(
         rows,
-        ...subs.subscriptions.map((s) => {
+        ...[...subs.subscriptions].sort((a, b) => label(a.instrument).localeCompare(label(b.instrument))).map((s) => {
           const i = s.instrument;
-          const name = i ? i.localSymbol || i.symbol : "?";
+          const name = label(i);
           return h(
             "tr",
             { class: s.stale ? "stale" : "" },
@@ -58,4 +58,9 @@ export function subscriptionsPage(root: HTMLElement, signal: AbortSignal): void 
   const timer = setInterval(() => void refresh(), REFRESH_MS);
   signal.addEventListener("abort", () => clearInterval(timer));
   void refresh();
+}
+
+/** Options by their local (OCC) symbol, everything else by its symbol. */
+function label(i: Instrument | undefined): string {
+  return i ? i.localSymbol || i.symbol : "?";
 }

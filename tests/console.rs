@@ -14,8 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ibstream::proto::ibsim::v1::DropConnectionsRequest;
-use ibstream::proto::ibsim::v1::simulator_control_client::SimulatorControlClient;
-use support::{Demo, binary, repo, run, tool_available};
+use support::{Demo, binary, read_all, repo, run, sim_control, tool_available};
 
 /// How long the whole browser run may take.
 const BROWSER_RUN: Duration = Duration::from_secs(240);
@@ -45,22 +44,10 @@ fn create_key(data_dir: &str, scope: &str) -> String {
 
 /// Asks the simulator to drop every gateway connection.
 fn drop_connections(control: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{control}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("sim control connects");
-        let mut client = SimulatorControlClient::new(channel);
-        client
-            .drop_connections(DropConnectionsRequest {})
-            .await
-            .expect("DropConnections");
-    });
+    let (runtime, mut client) = sim_control(control);
+    runtime
+        .block_on(client.drop_connections(DropConnectionsRequest {}))
+        .expect("DropConnections");
 }
 
 #[test]
@@ -113,15 +100,7 @@ fn console_pages_work_in_a_browser() {
             let _ = lines_tx.send(line);
         }
     });
-    let err_pipe = browser.stderr.take().unwrap();
-    let stderr = thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
+    let stderr = read_all(browser.stderr.take().unwrap());
 
     let deadline = Instant::now() + BROWSER_RUN;
     let mut seen = Vec::new();

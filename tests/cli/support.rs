@@ -275,12 +275,39 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+/// Everything `pipe` yields until it closes, read on a thread of its own.
+pub fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut text = String::new();
         let _ = pipe.read_to_string(&mut text);
         text
     })
+}
+
+/// A client of the simulator's control plane at `control` (host:port), and the runtime
+/// to call it on from a synchronous test.
+pub fn sim_control(
+    control: &str,
+) -> (
+    tokio::runtime::Runtime,
+    ibstream::proto::ibsim::v1::simulator_control_client::SimulatorControlClient<
+        tonic::transport::Channel,
+    >,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let channel = runtime.block_on(async {
+        tonic::transport::Endpoint::from_shared(format!("http://{control}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to sim-control")
+    });
+    let client =
+        ibstream::proto::ibsim::v1::simulator_control_client::SimulatorControlClient::new(channel);
+    (runtime, client)
 }
 
 /// Whether CI demands every optional tool.

@@ -54,7 +54,7 @@ impl OriginPolicy {
             .split_once("://")
             .zip(host)
             .is_some_and(|((_, authority), host)| authority.eq_ignore_ascii_case(host));
-        same || self.allowed.iter().any(|allowed| *allowed == origin)
+        same || self.allowed.contains(&origin)
     }
 
     /// The CORS answers for configured origins: gRPC-web's request headers may be sent,

@@ -66,16 +66,16 @@ export function ago(t: Timestamp | undefined): string {
 }
 
 /**
- * Sets a cell's text; when it changed, flashes it up or down (by the numeric direction)
- * for a moment.
+ * Sets a cell's text; when it changed (and `flash`), flashes it up or down (by the
+ * numeric direction) for a moment.
  */
-export function setCell(el: HTMLElement, text: string, value?: number): void {
+export function setCell(el: HTMLElement, text: string, value?: number, flash = true): void {
   if (el.textContent === text) return;
   const before = Number(el.dataset.value);
   const hadValue = el.textContent !== "" && el.textContent !== "–";
   el.textContent = text;
   if (value !== undefined) el.dataset.value = String(value);
-  if (!hadValue) return;
+  if (!hadValue || !flash) return;
   const direction = value !== undefined && Number.isFinite(before) ? (value > before ? "up" : value < before ? "down" : "") : "";
   el.classList.remove("flash", "up", "down");
   void el.offsetWidth; // restarts the animation

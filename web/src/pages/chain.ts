@@ -120,7 +120,9 @@ export function chainPage(root: HTMLElement, signal: AbortSignal): void {
         [g?.vega, 3],
         [o.openInterest, 0],
       ];
-      values.forEach(([v, d], i) => setCell(cells[i], fixed(v, d), v));
+      // Prices flash; the Greeks move with every tick of the underlying, and flashing
+      // them all would hide the prices' changes.
+      values.forEach(([v, d], i) => setCell(cells[i], fixed(v, d), v, i < 2));
       const computed = g?.source === GreeksSource.COMPUTED;
       for (const c of cells.slice(2, 7)) {
         c.classList.toggle("computed", computed);

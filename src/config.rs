@@ -89,9 +89,9 @@ pub struct MetricsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
-    /// Origins of other sites whose pages may call the API from a browser
-    /// (`https://dash.example.com`). The console's own origin always may; every other
-    /// origin is refused.
+    /// Origins whose pages may call the API from a browser (`https://dash.example.com`).
+    /// The console's own origin may when reached by IP address or as `localhost`; by a
+    /// host name, it has to be listed too. Every other origin is refused.
     pub allowed_origins: Vec<String>,
 }
 

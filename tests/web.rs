@@ -255,6 +255,18 @@ async fn foreign_origins_are_refused_and_configured_ones_allowed() {
         StatusCode::FORBIDDEN
     );
 
+    // A name re-pointed at the server (DNS rebinding) is not the console's origin,
+    // though Host and Origin agree.
+    let rebound = grpc_web(addr, "GetAccess")
+        .header(header::HOST, format!("evil.example:{}", addr.port()))
+        .header(
+            header::ORIGIN,
+            format!("http://evil.example:{}", addr.port()),
+        )
+        .body(frame(&request))
+        .unwrap();
+    assert_eq!(send(addr, rebound).await.status, StatusCode::FORBIDDEN);
+
     // The configured origin: its preflight is answered, its call allowed and readable.
     let allowed = send(addr, preflight(ALLOWED)).await;
     assert!(allowed.status.is_success(), "{}", allowed.status);

@@ -108,8 +108,7 @@ impl Server {
         })
     }
 
-    /// Lets web pages of `web.allowed_origins` call the API (the console's own origin
-    /// always may).
+    /// Lets web pages of `web.allowed_origins` call the API besides the console's own.
     pub fn web(mut self, web: &WebConfig) -> Server {
         self.origins = OriginPolicy::new(&web.allowed_origins);
         self

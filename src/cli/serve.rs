@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(long, value_name = "FILTER")]
     log_filter: Option<String>,
     /// An origin whose web pages may call the API (repeat for more); replaces
-    /// `web.allowed_origins`. The console's own origin is always allowed.
+    /// `web.allowed_origins`. The console's own origin needs no listing when reached by
+    /// IP address or as localhost.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
     #[command(flatten)]

@@ -119,6 +119,22 @@ try {
   await shot("settings");
   step("test connection round trip");
 
+  // Reconnect asks first while the session is live: dismissed, nothing happens.
+  await page.locator("#session-state", { hasText: "CONNECTED" }).waitFor();
+  let asked = "";
+  page.once("dialog", (dialog) => {
+    asked = dialog.message();
+    void dialog.dismiss();
+  });
+  await page.getByRole("button", { name: "Reconnect" }).click();
+  if (!asked.includes("live IB session")) fail(`Reconnect did not ask first: ${asked}`);
+  if ((await text("#settings-notice")).includes("Reconnect")) fail("a dismissed Reconnect ran");
+  page.once("dialog", (dialog) => void dialog.accept());
+  await page.getByRole("button", { name: "Reconnect" }).click();
+  await page.locator("#settings-notice", { hasText: "Reconnect: done." }).waitFor();
+  await page.locator("#session-state", { hasText: "CONNECTED" }).waitFor();
+  step("reconnect confirmed first");
+
   // Quotes: AAPL ticks, a symbol is added through the search and removed again.
   await page.goto(`${web}/#/quotes`);
   const aapl = page.locator('tr[data-symbol="AAPL"]');

@@ -3,6 +3,11 @@
 //! may call, so may the configured `web.allowed_origins`, and every other origin is
 //! refused with 403 before anything runs. Refusing outright, rather than only leaving
 //! out CORS headers, also stops requests a browser sends without asking first.
+//!
+//! The console's own origin counts only when the browser reached the server by IP
+//! address or as `localhost`. A host name has to be listed: otherwise a site whose
+//! name an attacker re-points at 127.0.0.1 (DNS rebinding) would be "the same origin"
+//! and could drive a key-less loopback server with admin rights.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,13 +52,16 @@ impl OriginPolicy {
     }
 
     /// Whether a request from `origin` to `host` may proceed: the same origin (its
-    /// authority is the host the request was sent to) or a configured one.
+    /// authority is the host the request was sent to, an IP address or `localhost`) or
+    /// a configured one.
     pub fn admits(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim().to_ascii_lowercase();
         let same = origin
             .split_once("://")
             .zip(host)
-            .is_some_and(|((_, authority), host)| authority.eq_ignore_ascii_case(host));
+            .is_some_and(|((_, authority), host)| {
+                authority.eq_ignore_ascii_case(host) && addressed_directly(host)
+            });
         same || self.allowed.contains(&origin)
     }
 
@@ -76,6 +84,17 @@ impl OriginPolicy {
             ])
             .max_age(PREFLIGHT_MAX_AGE)
     }
+}
+
+/// Whether `host` (a Host header: `name[:port]`, `[v6][:port]`) is an IP address or
+/// `localhost`, names no DNS can re-point.
+fn addressed_directly(host: &str) -> bool {
+    let Ok(authority) = host.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    let name = authority.host();
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Refuses requests whose `Origin` the policy does not admit.
@@ -161,5 +180,18 @@ mod tests {
         assert!(!policy.admits("https://evil.example", Some("127.0.0.1:5000")));
         assert!(!policy.admits("null", Some("127.0.0.1:5000")));
         assert!(!policy.admits("http://127.0.0.1:5000", None));
+        assert!(policy.admits("http://localhost:5000", Some("localhost:5000")));
+        assert!(policy.admits("http://[::1]:5000", Some("[::1]:5000")));
+    }
+
+    #[test]
+    fn a_host_name_must_be_listed_even_as_the_same_origin() {
+        // A rebound name reaches a loopback server with itself as Host and Origin.
+        let policy = OriginPolicy::new(&["http://console.internal:5000".to_owned()]);
+        assert!(!policy.admits("http://evil.example:5000", Some("evil.example:5000")));
+        assert!(policy.admits(
+            "http://console.internal:5000",
+            Some("console.internal:5000")
+        ));
     }
 }

@@ -115,8 +115,26 @@ try {
   await page.getByRole("button", { name: "Test connection" }).click();
   await page.locator("#test-ok").waitFor();
   if (!/\d+\.\d ms/.test(await text("#test-rtt"))) fail(`no round trip: ${await text("#test-result")}`);
-  await page.locator("#creds-state", { hasText: "not set" }).waitFor();
   await shot("settings");
+
+  // Credentials are write-only: the page only says whether they are set.
+  await page.locator("#creds-state", { hasText: "not set" }).waitFor();
+  await page.getByLabel("Username").fill("demo-user");
+  await page.getByLabel("Password").fill("demo-secret-password");
+  await page.getByRole("button", { name: "Store" }).click();
+  await page.locator("#creds-state strong", { hasText: /^set$/ }).waitFor();
+  if ((await page.getByLabel("Password").inputValue()) !== "") fail("the password stays in the form after storing it");
+  page.once("dialog", (dialog) => void dialog.accept());
+  await page.getByRole("button", { name: "Clear" }).click();
+  await page.locator("#creds-state", { hasText: "not set" }).waitFor();
+  step("credentials stored write-only and cleared");
+
+  // A new profile takes the defaults and is listed, not active.
+  await page.getByLabel("New profile").fill("paper");
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.locator(".profiles li", { hasText: "paper" }).getByRole("button", { name: "Activate" }).waitFor();
+  await page.locator("#edit-heading", { hasText: "Profile paper" }).waitFor();
+  step("profile created");
   step("test connection round trip");
 
   // Reconnect asks first while the session is live: dismissed, nothing happens.

@@ -111,6 +111,18 @@ try {
   if (after !== before) fail(`a refused update changed the port: ${before} → ${after}`);
   step("invalid port refused beside the field");
 
+  // A client id the wire cannot carry is refused before it could wrap into another.
+  const clientId = page.getByLabel("Client id");
+  const idBefore = await clientId.inputValue();
+  await clientId.fill("99999999999");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#f-client_id-error", { hasText: "whole number" }).waitFor();
+  await page.goto(`${web}/#/status`);
+  await page.goto(`${web}/#/settings`);
+  await clientId.waitFor();
+  if ((await clientId.inputValue()) !== idBefore) fail("an out-of-range client id was saved");
+  step("out-of-range client id refused");
+
   // Test connection: the typed result with its round trip.
   await page.getByRole("button", { name: "Test connection" }).click();
   await page.locator("#test-ok").waitFor();

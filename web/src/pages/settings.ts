@@ -200,22 +200,52 @@ export function settingsPage(root: HTMLElement, signal: AbortSignal): void {
       return;
     }
     const v = (k: FieldName) => controls[k].value.trim();
+    const showError = (k: FieldName, reason: string) => {
+      const slot = form.querySelector(`#${controls[k].id}-error`);
+      if (slot) slot.textContent = reason;
+      controls[k].setAttribute("aria-invalid", "true");
+    };
+    // Numbers the wire cannot carry are refused here, before they could wrap into
+    // another value; everything else is the server's to judge.
+    const whole = (k: FieldName, min: number, max: number): number | undefined => {
+      const n = Number(v(k));
+      if (v(k) === "" || !Number.isInteger(n) || n < min || n > max) {
+        showError(k, `must be a whole number from ${min} to ${max}`);
+        return undefined;
+      }
+      return n;
+    };
+    const U32 = 4294967295;
+    const numbers = {
+      port: whole("port", 0, U32),
+      client_id: whole("client_id", -2147483648, 2147483647),
+      retry_attempts: whole("retry_attempts", 0, U32),
+      message_rate: whole("message_rate", 0, U32),
+      line_budget: whole("line_budget", 0, U32),
+    };
     const seconds = Number(v("connection_timeout"));
+    if (v("connection_timeout") === "" || !Number.isFinite(seconds) || seconds < 0) showError("connection_timeout", "must be a number of seconds");
+    const firstBad = form.querySelector<HTMLElement>('[aria-invalid="true"]');
+    if (firstBad) {
+      firstBad.focus();
+      notify("Not saved: correct the marked fields.", true);
+      return;
+    }
     try {
       await connection.updateSettings({
         settings: {
           name,
           host: v("host"),
-          port: Number(v("port")) >>> 0,
-          clientId: Number(v("client_id")) | 0,
+          port: numbers.port!,
+          clientId: numbers.client_id!,
           account: v("account") || undefined,
           connectOnStart: (controls.connect_on_start as HTMLInputElement).checked,
           connectionTimeout: { seconds: BigInt(Math.trunc(seconds)), nanos: Math.round((seconds % 1) * 1e9) },
-          retryAttempts: Number(v("retry_attempts")) >>> 0,
+          retryAttempts: numbers.retry_attempts!,
           marketDataType: Number(v("market_data_type")),
           allowDelayedFallback: (controls.allow_delayed_fallback as HTMLInputElement).checked,
-          messageRate: Number(v("message_rate")) >>> 0,
-          lineBudget: Number(v("line_budget")) >>> 0,
+          messageRate: numbers.message_rate!,
+          lineBudget: numbers.line_budget!,
         },
         updateMask: { paths: changed },
       });
@@ -225,9 +255,7 @@ export function settingsPage(root: HTMLElement, signal: AbortSignal): void {
       const bad = invalidField(err);
       const control = bad && controls[bad.field as FieldName];
       if (bad && control) {
-        const slot = form.querySelector(`#${control.id}-error`);
-        if (slot) slot.textContent = bad.reason;
-        control.setAttribute("aria-invalid", "true");
+        showError(bad.field as FieldName, bad.reason);
         control.focus();
         notify(`Not saved: ${bad.field} ${bad.reason}`, true);
       } else {

@@ -44,6 +44,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Market-data defaults.
     pub market_data: MarketDataConfig,
+    /// The web console.
+    pub web: WebConfig,
 }
 
 /// The gRPC server.
@@ -81,6 +83,16 @@ pub struct ServerConfig {
 pub struct MetricsConfig {
     /// Listen address; no endpoint when absent.
     pub listen: Option<SocketAddr>,
+}
+
+/// The web console, served on the gRPC port (gRPC-web over HTTP/1 and its assets).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Origins whose pages may call the API from a browser (`https://dash.example.com`).
+    /// The console's own origin may when reached by IP address or as `localhost`; by a
+    /// host name, it has to be listed too. Every other origin is refused.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Log output format.
@@ -144,6 +156,7 @@ impl Default for Config {
             master_key_file: None,
             log: LogConfig::default(),
             market_data: MarketDataConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -247,6 +260,8 @@ pub struct ConfigOverrides {
     pub log_format: Option<LogFormat>,
     /// `--log-filter`.
     pub log_filter: Option<String>,
+    /// `--allow-origin` (repeated): replaces `web.allowed_origins`.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Config {
@@ -321,6 +336,7 @@ impl Config {
             metrics_listen,
             log_format,
             log_filter,
+            allowed_origins,
         } = flags;
         set(&mut self.data_dir, data_dir);
         set_some(&mut self.database_url, database_url);
@@ -332,6 +348,7 @@ impl Config {
         set_some(&mut self.metrics.listen, metrics_listen);
         set(&mut self.log.format, log_format);
         set(&mut self.log.filter, log_filter);
+        set(&mut self.web.allowed_origins, allowed_origins);
         self.validate()
     }
 
@@ -373,6 +390,7 @@ impl std::fmt::Debug for Config {
             .field("master_key_file", &self.master_key_file)
             .field("log", &self.log)
             .field("market_data", &self.market_data)
+            .field("web", &self.web)
             .finish()
     }
 }

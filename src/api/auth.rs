@@ -38,6 +38,11 @@ impl Identity {
             admin: true,
         }
     }
+
+    /// Whether this is the caller of a server without keys.
+    pub fn is_anonymous(&self) -> bool {
+        *self == Identity::anonymous()
+    }
 }
 
 /// What a method needs.
@@ -52,7 +57,7 @@ pub enum Access {
 }
 
 /// Methods of `ConnectionService` a read key may call.
-const CONNECTION_READ_METHODS: [&str; 3] = ["GetStatus", "WatchStatus", "ListEvents"];
+const CONNECTION_READ_METHODS: [&str; 4] = ["GetStatus", "WatchStatus", "ListEvents", "GetAccess"];
 
 /// The access a gRPC method path (`/package.Service/Method`) needs. Unknown paths need
 /// admin, so a service added later is closed until it is listed here.
@@ -283,6 +288,10 @@ mod tests {
         );
         assert_eq!(
             required_access("/ibstream.v1.ConnectionService/ListEvents"),
+            Access::Read
+        );
+        assert_eq!(
+            required_access("/ibstream.v1.ConnectionService/GetAccess"),
             Access::Read
         );
         assert_eq!(

@@ -3,6 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
+use super::auth::identity_of;
 use super::context::ServerContext;
 use super::convert;
 use super::lifetime::BoxedStream;
@@ -207,5 +208,12 @@ impl ConnectionService for ConnectionApi {
         Ok(Response::new(pb::ListEventsResponse {
             events: events.into_iter().map(pb::ConnectionEvent::from).collect(),
         }))
+    }
+
+    async fn get_access(
+        &self,
+        request: Request<pb::GetAccessRequest>,
+    ) -> Result<Response<pb::Access>, Status> {
+        Ok(Response::new(convert::access(&identity_of(&request))))
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::auth::Identity;
 use crate::ib::probe::ProbeSuccess;
 use crate::ib::state::FarmStatus;
 use crate::ib::{
@@ -140,6 +141,27 @@ pub fn connection_status(
             .map_or(pb::MarketDataType::Unspecified, market_data_type)
             as i32,
         ib_connectivity_lost: status.ib_connectivity_lost,
+    }
+}
+
+/// What the caller may do: without keys every caller is an anonymous admin, and says so.
+pub fn access(identity: &Identity) -> pb::Access {
+    let scope = if identity.admin {
+        pb::AccessScope::Admin
+    } else {
+        pb::AccessScope::Read
+    };
+    if identity.is_anonymous() {
+        return pb::Access {
+            scope: scope as i32,
+            ..pb::Access::default()
+        };
+    }
+    pb::Access {
+        scope: scope as i32,
+        keys_required: true,
+        key_id: identity.key_id.clone(),
+        key_name: identity.name.clone(),
     }
 }
 

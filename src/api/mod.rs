@@ -11,6 +11,7 @@
 //! - [`market_data`]: `MarketDataService`, its streams and conversions.
 //! - [`health`]: `grpc.health.v1` following the IB session; [`trace`]: a span per RPC;
 //!   [`deadline`]: the unary-call deadline; [`middleware`]: the tower plumbing they share.
+//! - [`web`]: the web console on the same port (gRPC-web, assets, allowed origins).
 //! - [`convert`]: session domain types to protobuf; [`status`]: domain errors to
 //!   `tonic::Status`, and the one validation error.
 
@@ -31,6 +32,7 @@ pub mod settings;
 pub mod status;
 pub mod trace;
 pub mod watch;
+pub mod web;
 
 pub use auth::{Identity, KeyVerifier};
 pub use context::ServerContext;

@@ -19,7 +19,8 @@ use super::health::spawn_health_follower;
 use super::market_data::{MarketData, MarketDataParts};
 use super::middleware::MiddlewareLayer;
 use super::trace::RpcTrace;
-use crate::config::ServerConfig;
+use super::web::{ConsoleAssets, OriginGuard, OriginPolicy};
+use crate::config::{ServerConfig, WebConfig};
 use crate::ib::Session;
 use crate::metrics::Metrics;
 
@@ -67,6 +68,7 @@ impl std::fmt::Debug for ServerHandle {
 /// The gRPC server, bound but not serving yet.
 pub struct Server {
     settings: ServerConfig,
+    origins: OriginPolicy,
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<ServerTlsConfig>,
@@ -99,16 +101,24 @@ impl Server {
         let tls = load_tls(settings)?;
         Ok(Server {
             settings: settings.clone(),
+            origins: OriginPolicy::default(),
             listener,
             addr,
             tls,
         })
     }
 
+    /// Lets web pages of `web.allowed_origins` call the API besides the console's own.
+    pub fn web(mut self, web: &WebConfig) -> Server {
+        self.origins = OriginPolicy::new(&web.allowed_origins);
+        self
+    }
+
     /// Serves the services built from `parts` until [`ServerHandle::shutdown`].
     pub fn serve(self, parts: ServerParts) -> anyhow::Result<ServerHandle> {
         let Server {
             settings,
+            origins,
             listener,
             addr,
             tls,
@@ -130,6 +140,8 @@ impl Server {
             .context("building the reflection service")?;
 
         let mut builder = TonicServer::builder()
+            // Browsers reach the API through gRPC-web over HTTP/1.
+            .accept_http1(true)
             .http2_keepalive_interval(Some(settings.keepalive_interval))
             .http2_keepalive_timeout(Some(settings.keepalive_timeout));
         let tls_enabled = tls.is_some();
@@ -139,6 +151,12 @@ impl Server {
                 .context("invalid TLS configuration")?;
         }
         let router = builder
+            // Outermost first: foreign origins are refused before anything else runs,
+            // configured ones get CORS answers, non-gRPC requests are the console's.
+            .layer(MiddlewareLayer::new(OriginGuard::new(origins.clone())))
+            .layer(origins.cors())
+            .layer(MiddlewareLayer::new(ConsoleAssets))
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(MiddlewareLayer::new(RpcTrace))
             .layer(MiddlewareLayer::new(Authorize::new(Authenticator::new(
                 parts.keys,

@@ -73,8 +73,9 @@ impl App {
         listener: Option<TcpListener>,
     ) -> anyhow::Result<ServerHandle> {
         let keys: Arc<dyn KeyVerifier> = Arc::new(StoreKeys::new(options.store.clone()));
-        let server =
-            Server::bind(&options.config.server, listener, keys.keys_required().await).await?;
+        let server = Server::bind(&options.config.server, listener, keys.keys_required().await)
+            .await?
+            .web(&options.config.web);
         let app = App::build(options, keys).await?;
         let connect = app.connect_on_start;
         let handle = server.serve(app.parts)?;

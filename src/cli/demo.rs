@@ -1,6 +1,7 @@
 //! `ibstream demo`: everything on one machine with no setup — the simulated IB Gateway,
 //! the server (SQLite in a temporary directory, a profile pointing at the simulator,
-//! connected on start) and the metrics endpoint — ready for grpcurl and the clients.
+//! connected on start), the metrics endpoint and the web console — ready for grpcurl,
+//! the clients and a browser.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -223,6 +224,8 @@ fn print_banner(running: &Running, state: ConnectionState) {
     let temporary = matches!(running.data, DataDir::Temporary(_));
     println!("ibstream demo: simulated IB Gateway + ibstream server");
     println!("grpc: {grpc}");
+    // The web console shares the gRPC port (gRPC-web over HTTP/1).
+    println!("web: http://{grpc}/");
     println!("gateway: {}", running.sim.gateway_addr());
     if let Some(control) = running.sim.control_addr() {
         println!("sim-control: {control}");

@@ -46,6 +46,11 @@ pub struct Args {
     /// `tracing` filter directives, e.g. `info,ibstream=debug`.
     #[arg(long, value_name = "FILTER")]
     log_filter: Option<String>,
+    /// An origin whose web pages may call the API (repeat for more); replaces
+    /// `web.allowed_origins`. The console's own origin needs no listing when reached by
+    /// IP address or as localhost.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
     #[command(flatten)]
     session: SessionArgs,
 }
@@ -127,6 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         metrics_listen: args.metrics_listen,
         log_format: args.log_format,
         log_filter: args.log_filter,
+        allowed_origins: (!args.allow_origins.is_empty()).then_some(args.allow_origins),
         ..ConfigOverrides::default()
     };
     let config = args.config.load(overrides)?;

@@ -283,3 +283,39 @@ fn debug_redacts_the_database_password() {
     assert_eq!(redact_url_password("sqlite::memory:"), "sqlite::memory:");
     assert_eq!(redact_url_password("postgres://u@h/d"), "postgres://u@h/d");
 }
+
+#[test]
+fn allowed_origins_come_from_the_file_or_the_flag_and_are_checked() {
+    let config =
+        Config::from_toml("[web]\nallowed_origins = [\"https://dash.example.com\"]\n").unwrap();
+    assert_eq!(config.web.allowed_origins, ["https://dash.example.com"]);
+    config.validate().unwrap();
+    assert!(Config::default().web.allowed_origins.is_empty());
+
+    let mut flagged = config.clone();
+    flagged
+        .apply(ConfigOverrides {
+            allowed_origins: Some(vec!["http://127.0.0.1:3000".into()]),
+            ..ConfigOverrides::default()
+        })
+        .unwrap();
+    assert_eq!(flagged.web.allowed_origins, ["http://127.0.0.1:3000"]);
+
+    let mut bad = config;
+    let err = bad
+        .apply(ConfigOverrides {
+            allowed_origins: Some(vec!["dash.example.com/app".into()]),
+            ..ConfigOverrides::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                field: "web.allowed_origins",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

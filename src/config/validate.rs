@@ -76,7 +76,17 @@ impl Config {
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(invalid("log.filter", err.to_string()));
         }
-        self.validate_market_data()
+        self.validate_market_data()?;
+        self.validate_web()
+    }
+
+    fn validate_web(&self) -> Result<(), ConfigError> {
+        for origin in &self.web.allowed_origins {
+            if let Err(reason) = crate::api::web::origin::check_origin(origin) {
+                return Err(invalid("web.allowed_origins", reason));
+            }
+        }
+        Ok(())
     }
 
     fn validate_market_data(&self) -> Result<(), ConfigError> {

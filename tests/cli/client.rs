@@ -5,9 +5,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ibstream::proto::ibsim::v1 as sim;
-use ibstream::proto::ibsim::v1::simulator_control_client::SimulatorControlClient;
 
-use crate::support::{Demo, Lines, Output, binary, run};
+use crate::support::{Demo, Lines, Output, binary, run, sim_control};
 
 /// Runs `ibstream <args…> --server <demo>` (bounded).
 fn client(demo: &Demo, args: &[&str]) -> Output {
@@ -150,17 +149,8 @@ fn unreachable_server_exits_with_a_clear_error() {
 /// Drops the gateway's connections and refuses new ones for `refuse`, through the
 /// simulator's control plane.
 fn gateway_outage(control: &str, refuse: Duration) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (runtime, mut client) = sim_control(control);
     runtime.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{control}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to sim-control");
-        let mut client = SimulatorControlClient::new(channel);
         client
             .set_availability(sim::SetAvailabilityRequest {
                 refuse_for: Some(refuse.try_into().unwrap()),

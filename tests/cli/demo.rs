@@ -45,6 +45,11 @@ fn demo_prints_each_address_on_its_own_line() {
         demo.metrics
     );
     assert!(demo.metrics.ends_with("/metrics"), "{}", demo.metrics);
+    // The console is served on the gRPC port.
+    assert_eq!(demo.web, format!("http://{}/", demo.grpc));
+    let page = http_get(&demo.web);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("/assets/console.js"), "{page}");
     let banner = demo.banner.join("\n");
     assert!(banner.contains("session: CONNECTED"), "{banner}");
     assert!(banner.contains("No API keys"), "{banner}");

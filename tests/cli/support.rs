@@ -30,6 +30,8 @@ pub struct Demo {
     child: Child,
     /// host:port of the gRPC server.
     pub grpc: String,
+    /// http://host:port/ of the web console.
+    pub web: String,
     /// host:port of the simulated gateway.
     pub gateway: String,
     /// host:port of the simulator's control plane.
@@ -94,6 +96,7 @@ impl Demo {
         let mut demo = Demo {
             child,
             grpc: String::new(),
+            web: String::new(),
             gateway: String::new(),
             sim_control: String::new(),
             metrics: String::new(),
@@ -118,6 +121,7 @@ impl Demo {
                 .to_owned()
         };
         demo.grpc = field("grpc");
+        demo.web = field("web");
         demo.gateway = field("gateway");
         demo.sim_control = field("sim-control");
         demo.metrics = field("metrics");
@@ -271,12 +275,39 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+/// Everything `pipe` yields until it closes, read on a thread of its own.
+pub fn read_all(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut text = String::new();
         let _ = pipe.read_to_string(&mut text);
         text
     })
+}
+
+/// A client of the simulator's control plane at `control` (host:port), and the runtime
+/// to call it on from a synchronous test.
+pub fn sim_control(
+    control: &str,
+) -> (
+    tokio::runtime::Runtime,
+    ibstream::proto::ibsim::v1::simulator_control_client::SimulatorControlClient<
+        tonic::transport::Channel,
+    >,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let channel = runtime.block_on(async {
+        tonic::transport::Endpoint::from_shared(format!("http://{control}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to sim-control")
+    });
+    let client =
+        ibstream::proto::ibsim::v1::simulator_control_client::SimulatorControlClient::new(channel);
+    (runtime, client)
 }
 
 /// Whether CI demands every optional tool.

@@ -46,6 +46,19 @@ async fn keys_and_scopes_are_enforced() {
 
     // Read: status and history yes, anything admin no.
     let mut reader = h.client_with_key(&read).await;
+    // A client learns its scope without trying an admin method.
+    let access = reader
+        .get_access(pb::GetAccessRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(access.scope(), pb::AccessScope::Read);
+    assert!(access.keys_required);
+    assert_eq!(access.key_id, read_id);
+    assert!(
+        !format!("{access:?}").contains(&read),
+        "the key itself is never returned"
+    );
     reader.get_status(pb::GetStatusRequest {}).await.unwrap();
     reader
         .list_events(pb::ListEventsRequest { page_size: 5 })
@@ -85,6 +98,19 @@ async fn keys_and_scopes_are_enforced() {
 
     // Admin: everything.
     let mut admin_client = h.client_with_key(&admin).await;
+    let access = admin_client
+        .get_access(pb::GetAccessRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(access.scope(), pb::AccessScope::Admin);
+    assert!(access.keys_required);
+    assert!(
+        anonymous
+            .get_access(pb::GetAccessRequest {})
+            .await
+            .is_err_and(|e| e.code() == Code::Unauthenticated)
+    );
     admin_client
         .get_settings(pb::GetSettingsRequest::default())
         .await

@@ -25,6 +25,7 @@ pub mod lifetime;
 pub mod limits;
 pub mod market_data;
 pub mod middleware;
+pub mod missing_message;
 pub mod requests;
 pub mod revocation;
 pub mod server;

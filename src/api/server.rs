@@ -18,6 +18,7 @@ use super::deadline::UnaryDeadline;
 use super::health::spawn_health_follower;
 use super::market_data::{MarketData, MarketDataParts};
 use super::middleware::MiddlewareLayer;
+use super::missing_message::MissingMessage;
 use super::trace::RpcTrace;
 use super::web::{ConsoleAssets, OriginGuard, OriginPolicy};
 use crate::config::{ServerConfig, WebConfig};
@@ -164,6 +165,7 @@ impl Server {
             .layer(MiddlewareLayer::new(UnaryDeadline::new(
                 settings.unary_timeout,
             )))
+            .layer(MiddlewareLayer::new(MissingMessage))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

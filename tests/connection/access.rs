@@ -266,6 +266,30 @@ impl tonic::codec::Codec for RawCodec {
 }
 
 #[tokio::test]
+async fn a_call_without_a_message_is_an_invalid_argument() {
+    let h = Harness::start().await;
+    let mut grpc = tonic::client::Grpc::new(h.channel().await);
+    for method in [
+        "/ibstream.v1.ConnectionService/GetStatus",
+        "/ibstream.v1.MarketDataService/GetQuotes",
+    ] {
+        grpc.ready().await.unwrap();
+        // A unary method called with a body that ends before any message.
+        let err = grpc
+            .client_streaming(
+                tonic::Request::new(futures::stream::empty::<Vec<u8>>()),
+                http::uri::PathAndQuery::from_static(method),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{method}: {err:?}");
+        assert!(err.message().contains("no message"), "{err:?}");
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn undecodable_requests_are_invalid_arguments() {
     let h = Harness::start().await;
     let mut grpc = tonic::client::Grpc::new(h.channel().await);

@@ -6,3 +6,5 @@
 mod bus;
 #[path = "cluster/lease.rs"]
 mod lease;
+#[path = "cluster/node.rs"]
+mod node;

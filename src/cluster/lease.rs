@@ -164,6 +164,11 @@ impl Lease {
         }
     }
 
+    /// Until when this node may act as leader without another renewal.
+    pub fn valid_until(&self) -> Option<Instant> {
+        self.held.map(|(_, _, valid_until)| valid_until)
+    }
+
     /// Gives the lease up at once (a clean shutdown), so a standby need not wait it out.
     pub async fn resign(&mut self) {
         if let Some((_, revision, _)) = self.held.take() {

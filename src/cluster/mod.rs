@@ -2,5 +2,7 @@
 //! session (see `lease`).
 
 pub mod lease;
+pub mod node;
 
 pub use lease::{Lease, LeaseConfig, LeaseError, Role};
+pub use node::{Leadership, run as run_node};

@@ -4,10 +4,15 @@ use rand::Rng;
 
 const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
+/// The test server's address.
+pub fn url() -> String {
+    std::env::var("IBSTREAM_TEST_NATS").unwrap_or_else(|_| DEFAULT_URL.into())
+}
+
 /// The JetStream context of the test server and a name no other test uses, or `None`
 /// (after a loud warning) when the server is unreachable outside CI.
 pub async fn jetstream() -> Option<(async_nats::jetstream::Context, String)> {
-    let url = std::env::var("IBSTREAM_TEST_NATS").unwrap_or_else(|_| DEFAULT_URL.into());
+    let url = url();
     let connected = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         async_nats::ConnectOptions::new()

@@ -383,18 +383,30 @@ impl Order {
     fn accept(&mut self, inner: &Inner, v: &pb::FeedValue) -> Vec<SourceEvent> {
         let newest = lock(&inner.leader).term.max(self.term);
         if v.term < newest {
-            tracing::debug!(con_id = v.con_id, term = v.term, newest, "value of a deposed leader ignored");
+            tracing::debug!(
+                con_id = v.con_id,
+                term = v.term,
+                newest,
+                "value of a deposed leader ignored"
+            );
             return Vec::new();
         }
         if v.term == self.term && v.sequence < self.sequence {
             return Vec::new();
         }
-        self.term = v.term;
-        self.sequence = v.sequence;
-        wire::value_events(v).unwrap_or_else(|e| {
-            tracing::debug!(con_id = v.con_id, error = %e, "value not understood, ignored");
-            Vec::new()
-        })
+        match wire::value_events(v) {
+            Ok(events) => {
+                // Only a value understood moves the order on: a garbled one must not
+                // make the values after it look old.
+                self.term = v.term;
+                self.sequence = v.sequence;
+                events
+            }
+            Err(e) => {
+                tracing::debug!(con_id = v.con_id, error = %e, "value not understood, ignored");
+                Vec::new()
+            }
+        }
     }
 }
 

@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 use super::subjects::Subjects;
 use super::wire::{self, WireError};
 use super::{BusError, MAX_LOOKUP_DEADLINE};
-use crate::fanout::{Fanout, FanoutError, FeedRef, FeedStatus, FeedView, OptionExtras, SourceError};
+use crate::fanout::{
+    Fanout, FanoutError, FeedRef, FeedStatus, FeedView, OptionExtras, SourceError,
+};
 use crate::proto::ibstream::cluster::v1 as pb;
 
 /// How the relay runs.
@@ -184,10 +186,9 @@ impl Shared {
                 Err(e) => Err(undecodable("interest request", &e)),
             };
             let result = match result {
-                Ok(view) => pb::interest_reply::Result::Value(wire::value_to_pb(
-                    self.config.term,
-                    &view,
-                )),
+                Ok(view) => {
+                    pb::interest_reply::Result::Value(wire::value_to_pb(self.config.term, &view))
+                }
                 Err(e) => pb::interest_reply::Result::Error(wire::error_to_pb(&e)),
             };
             let reply = pb::InterestReply {
@@ -205,8 +206,8 @@ impl Shared {
             .contract
             .as_ref()
             .ok_or_else(|| undecodable("interest request", &WireError::Missing("contract")))?;
-        let contract = wire::contract_from_pb(contract)
-            .map_err(|e| undecodable("interest request", &e))?;
+        let contract =
+            wire::contract_from_pb(contract).map_err(|e| undecodable("interest request", &e))?;
         if contract.con_id <= 0 {
             return Err(refused("contract.con_id must be a resolved conId".into()));
         }
@@ -236,13 +237,9 @@ impl Shared {
         let view = feed.current();
         let rx = feed.watch();
         // Replacing a failed hold releases it after the new one is taken.
-        holds.by_node.insert(
-            key.clone(),
-            Hold {
-                feed,
-                renewed: now,
-            },
-        );
+        holds
+            .by_node
+            .insert(key.clone(), Hold { feed, renewed: now });
         self.ensure_publisher(&mut holds, key.1, rx);
         Ok(view)
     }
@@ -464,9 +461,11 @@ impl Shared {
         deadline: Duration,
     ) -> Result<pb::lookup_reply::Result, SourceError> {
         let bad = |e: WireError| undecodable("look-up", &e);
-        let spec = wire::contract_from_pb(q.contract.as_ref().ok_or(bad(WireError::Missing(
-            "snapshot.contract",
-        )))?)
+        let spec = wire::contract_from_pb(
+            q.contract
+                .as_ref()
+                .ok_or(bad(WireError::Missing("snapshot.contract")))?,
+        )
         .map_err(bad)?;
         let term = self.config.term;
         if let Some(view) = self.fanout.cached(spec.con_id)

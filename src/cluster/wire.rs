@@ -54,18 +54,20 @@ pub fn sec_type_to_pb(t: SecType) -> pb::SecType {
 }
 
 fn sec_type_from_pb(v: i32) -> Result<SecType, WireError> {
-    Ok(match pb::SecType::try_from(v).map_err(|_| unknown("sec_type", v))? {
-        pb::SecType::Unspecified => return Err(unknown("sec_type", v)),
-        pb::SecType::Stock => SecType::Stock,
-        pb::SecType::Option => SecType::Option,
-        pb::SecType::Index => SecType::Index,
-        pb::SecType::Future => SecType::Future,
-        pb::SecType::FutureOption => SecType::FutureOption,
-        pb::SecType::Forex => SecType::Forex,
-        pb::SecType::Crypto => SecType::Crypto,
-        pb::SecType::Cfd => SecType::Cfd,
-        pb::SecType::Bond => SecType::Bond,
-    })
+    Ok(
+        match pb::SecType::try_from(v).map_err(|_| unknown("sec_type", v))? {
+            pb::SecType::Unspecified => return Err(unknown("sec_type", v)),
+            pb::SecType::Stock => SecType::Stock,
+            pb::SecType::Option => SecType::Option,
+            pb::SecType::Index => SecType::Index,
+            pb::SecType::Future => SecType::Future,
+            pb::SecType::FutureOption => SecType::FutureOption,
+            pb::SecType::Forex => SecType::Forex,
+            pb::SecType::Crypto => SecType::Crypto,
+            pb::SecType::Cfd => SecType::Cfd,
+            pb::SecType::Bond => SecType::Bond,
+        },
+    )
 }
 
 pub fn data_type_to_pb(t: MarketDataType) -> pb::DataType {

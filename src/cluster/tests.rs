@@ -13,8 +13,8 @@ use super::{BusSource, BusSourceConfig, Relay, RelayConfig, Subjects};
 use crate::fanout::fake::FakeSource;
 use crate::fanout::tick::{PriceField, Tick};
 use crate::fanout::{
-    ChainParams, ContractDetails, ContractSpec, Fanout, FanoutSettings, FeedStatus, FeedView,
-    MarketDataSource, MarketDataType, SecType, SourceError,
+    ChainParams, ContractDetails, ContractSpec, DataNotice, Fanout, FanoutSettings, FarmKind,
+    FeedStatus, FeedView, MarketDataSource, MarketDataType, SecType, SourceError,
 };
 use crate::metrics::Metrics;
 use crate::proto::ibstream::cluster::v1 as pb;
@@ -506,4 +506,47 @@ async fn a_new_term_makes_the_followers_subscribe_again() {
         relay: next,
     };
     tick_through(&again, 1, 2.0, &mut rx).await;
+}
+
+#[tokio::test]
+async fn the_followers_see_what_the_leader_sees_of_its_session() {
+    let Some(leader) = leader(FanoutSettings::default()).await else {
+        return;
+    };
+    let (_bus, fanout) = follower(&leader, "a", FanoutSettings::default()).await;
+    let feed = fanout.acquire(&[stock(1)], false).unwrap().remove(0);
+    let mut rx = feed.watch();
+    tick_through(&leader, 1, 1.0, &mut rx).await;
+    let stale = |v: &Arc<FeedView>| v.status == FeedStatus::Stale && v.quote.stale;
+    let live = |v: &Arc<FeedView>| v.status == FeedStatus::Live && !v.quote.stale;
+
+    // The farm serving the instrument goes down at the leader, then comes back.
+    let farm = |up| DataNotice::Farm {
+        farm: FarmKind::Equities,
+        up,
+    };
+    leader.source.farm(farm(false));
+    let view = view_until(&mut rx, "stale at the farm's loss", stale).await;
+    assert_eq!(view.quote.bid, Some(1.0));
+    leader.source.farm(farm(true));
+    view_until(&mut rx, "fresh at the farm's return", live).await;
+
+    // The leader's session drops and a new one starts: the follower subscribes again.
+    leader.source.set_link(None);
+    view_until(&mut rx, "stale without a session", stale).await;
+    leader.source.set_link(Some(2));
+    until("the new session's subscription", || {
+        leader.source.last_sub_type(1).is_some_and(|(g, _)| g == 2)
+            && leader.source.tick(1, bid(2.0))
+    })
+    .await;
+    view_until(&mut rx, "fresh in the new session", |v| {
+        live(v) && v.quote.bid == Some(2.0)
+    })
+    .await;
+
+    // The leader falls silent.
+    let Leader { relay, .. } = leader;
+    drop(relay);
+    view_until(&mut rx, "stale without a leader", stale).await;
 }

@@ -7,6 +7,11 @@
 //! - [`bus_source`]: the other nodes' side, a [`crate::fanout::MarketDataSource`] over
 //!   the bus, so their fan-outs serve streams as if they held the session.
 //! - [`wire`]: the messages on the bus; [`subjects`]: where they travel.
+//!
+//! The leader runs a [`Relay`] over its own fan-out (whose source is the IB session) for
+//! as long as its lease holds, with the lease's term; every other node builds its fan-out
+//! over a [`BusSource`]. A node that becomes leader drops its bus fan-out and starts a
+//! relay; one that loses the lease drops its relay (its holds go with it) and follows.
 
 pub mod bus_source;
 pub mod lease;

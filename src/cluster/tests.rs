@@ -550,3 +550,34 @@ async fn the_followers_see_what_the_leader_sees_of_its_session() {
     drop(relay);
     view_until(&mut rx, "stale without a leader", stale).await;
 }
+
+#[tokio::test]
+async fn the_leaders_notices_arrive_stamped_with_the_followers_generation() {
+    let Some(leader) = leader(FanoutSettings::default()).await else {
+        return;
+    };
+    let (bus, _fanout) = follower(&leader, "a", FanoutSettings::default()).await;
+    let mut link = bus.link_state();
+    let generation = *tokio::time::timeout(PATIENCE, link.wait_for(|l| l.generation.is_some()))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut notices = bus.data_notices();
+    let lost = DataNotice::ConnectivityRestored { data_lost: true };
+    // Sent until one arrives: the follower subscribed before, but the relay's notice
+    // task may not have started listening to the source yet.
+    let received = tokio::time::timeout(PATIENCE, async {
+        loop {
+            leader.source.farm(lost);
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(100), notices.recv()).await
+            {
+                return n;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(received.notice, lost);
+    assert_eq!(Some(received.generation), generation.generation);
+}

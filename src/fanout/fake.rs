@@ -75,11 +75,16 @@ impl FakeSource {
 
     /// Sends a tick to the newest open subscription of `con_id`; false if none is open.
     pub fn tick(&self, con_id: i64, tick: Tick) -> bool {
+        self.event(con_id, SourceEvent::Tick(tick))
+    }
+
+    /// Sends an event to the newest open subscription of `con_id`; false if none is open.
+    pub fn event(&self, con_id: i64, event: SourceEvent) -> bool {
         let subs = self.subs.lock().unwrap();
         subs.iter()
             .rev()
             .find(|s| s.con_id == con_id && s.open())
-            .is_some_and(|s| s.tx.send(SourceEvent::Tick(tick)).is_ok())
+            .is_some_and(|s| s.tx.send(event).is_ok())
     }
 
     /// Ends every open subscription as a dropped connection does.

@@ -305,12 +305,16 @@ impl Feed {
         let mut ticks = 0u64;
         let mut event = Some(first);
         let mut seen = 0;
+        // The last of a batch's ticks and stale marks decides whether its values are fresh.
+        let mut stale = false;
         while let Some(e) = event.take() {
             match e {
                 SourceEvent::Tick(t) => {
                     ticks += 1;
+                    stale = false;
                     changed |= self.fold(&t, st);
                 }
+                SourceEvent::Stale => stale = true,
                 SourceEvent::Advisory { .. } => {}
                 SourceEvent::Ended(err) => {
                     self.metrics.updates_in.inc_by(ticks);
@@ -326,6 +330,14 @@ impl Feed {
             }
         }
         self.metrics.updates_in.inc_by(ticks);
+        if stale {
+            if changed {
+                self.publish(st, true);
+            }
+            self.mark_stale(st);
+            st.awaiting_fresh = true;
+            return Ok(());
+        }
         if ticks > 0 {
             st.transient_failures = 0;
             st.cadence.record(tokio::time::Instant::now());

@@ -58,6 +58,9 @@ pub enum SourceEvent {
         code: i32,
         message: String,
     },
+    /// The values received so far are old (a relayed instrument its leader marked
+    /// stale); the next tick after it says they are fresh again.
+    Stale,
     /// The subscription ended; no more items follow.
     Ended(SourceError),
 }

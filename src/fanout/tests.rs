@@ -432,3 +432,35 @@ async fn greeks_are_computed_here_when_ib_sends_none() {
     assert_eq!(g.source, GreeksSource::IbModel);
     assert_eq!(g.delta, Some(0.6));
 }
+
+#[tokio::test]
+async fn a_stale_mark_from_the_source_holds_until_the_next_tick() {
+    let source = FakeSource::new();
+    let (fanout, _) = fanout(&source, FanoutSettings::default());
+    let feed = fanout.acquire(&[stock(1, "A")], false).unwrap().remove(0);
+    let mut rx = feed.watch();
+    settle().await;
+    let wait = |rx: &mut tokio::sync::watch::Receiver<Arc<FeedView>>, status: FeedStatus| {
+        let mut rx = rx.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|v| v.status == status))
+                .await
+                .expect("status in time")
+                .expect("feed open")
+                .clone()
+        }
+    };
+    assert!(source.tick(1, Tick::Price(PriceField::Bid, 1.0)));
+    wait(&mut rx, FeedStatus::Live).await;
+    // Values and the stale mark in one batch: the values are kept, marked old.
+    assert!(source.tick(1, Tick::Price(PriceField::Bid, 2.0)));
+    assert!(source.event(1, SourceEvent::Stale));
+    let view = wait(&mut rx, FeedStatus::Stale).await;
+    assert!(view.quote.stale);
+    assert_eq!(view.quote.bid, Some(2.0));
+    assert!(source.tick(1, Tick::Price(PriceField::Bid, 3.0)));
+    let view = wait(&mut rx, FeedStatus::Live).await;
+    assert!(!view.quote.stale);
+    assert_eq!(view.quote.bid, Some(3.0));
+    assert_eq!(view.resumes, 1);
+}

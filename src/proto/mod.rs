@@ -29,6 +29,15 @@ pub mod ibstream {
             "/ibstream.v1.MarketDataService.rs"
         ));
     }
+    /// What the nodes of a cluster send each other over NATS (see `crate::cluster::wire`).
+    pub mod cluster {
+        // Replies whose oneof holds a whole value are built, sent and dropped, never
+        // kept: their size does not matter.
+        #[allow(clippy::large_enum_variant)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/ibstream.cluster.v1.rs"));
+        }
+    }
 }
 
 /// Encoded `FileDescriptorSet` of every file in `proto/`, served by gRPC reflection.

@@ -79,8 +79,19 @@ pub struct Chains {
 type Listing = (String, Right, Arc<Vec<Arc<ContractDetails>>>);
 
 impl Chains {
-    /// Resolves the window and takes its lines (all or nothing), then streams it.
+    /// Resolves the window and takes its lines (all or nothing), then streams it. Answers
+    /// within the deadline in all: each look-up and the wait for the underlying's price
+    /// has its own, and while the gateway is away they would add up.
     pub async fn open(&self, req: ChainRequest) -> Result<mpsc::Receiver<ChainEvent>, FanoutError> {
+        tokio::time::timeout(self.deadline, self.open_within(req))
+            .await
+            .map_err(|_| FanoutError::Deadline(self.deadline))?
+    }
+
+    async fn open_within(
+        &self,
+        req: ChainRequest,
+    ) -> Result<mpsc::Receiver<ChainEvent>, FanoutError> {
         let underlying = self.contracts.resolve(&req.underlying).await?;
         let all = self.contracts.option_params(&underlying).await?;
         let params = pick_params(&all, &underlying.contract.symbol, &req.trading_class)

@@ -219,3 +219,35 @@ async fn a_slow_chain_reader_gets_the_newest_value_after_a_short_queue() {
     // What was queued before the newest value: a handful.
     assert!(read <= 8, "the newest value came after {read} older events");
 }
+
+#[tokio::test(start_paused = true)]
+async fn opening_a_window_answers_within_the_deadline_in_all() {
+    let (source, chains) = setup();
+    let request = ChainRequest {
+        underlying: ContractSpec {
+            symbol: "XYZ".into(),
+            ..ContractSpec::default()
+        },
+        expirations: vec![expiry()],
+        expiration_count: 1,
+        strikes: StrikeSelection::AroundMoney { count: 3 },
+        rights: vec![Right::Call],
+        trading_class: String::new(),
+        allow_delayed: false,
+    };
+    let started = tokio::time::Instant::now();
+    let open = tokio::spawn(async move { chains.open(request).await.map(|_| ()) });
+    settle().await;
+    // The underlying is resolved; its price comes just before the deadline, and then the
+    // listings are not answered (a gateway going away in between).
+    source.unanswered.lock().unwrap().insert("XYZ".into());
+    tokio::time::sleep(Duration::from_millis(4900)).await;
+    source.tick(1, Tick::Price(PriceField::Last, 100.2));
+    let answered = open.await.unwrap();
+    assert!(
+        matches!(answered, Err(super::error::FanoutError::Deadline(_))),
+        "{answered:?}"
+    );
+    let took = started.elapsed();
+    assert!(took <= Duration::from_secs(5), "answered after {took:?}");
+}

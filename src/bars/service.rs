@@ -1,0 +1,223 @@
+//! The bar service: a request inside a span already fetched is answered from the store;
+//! anything else goes to IB once (identical requests in flight share one IB request),
+//! when the historical pacer gives it a turn, and is kept in the store for next time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::error::BarsError;
+use super::request::BarQuery;
+use super::source::{HistoryAsk, HistorySource};
+use super::spec::WhatToShow;
+use crate::fanout::lookups::Lookups;
+use crate::fanout::{ContractSpec, FanoutError};
+use crate::ib::historical_pacer::{HistoricalPacer, PacingFull, PacingKey};
+use crate::store::{Store, StoredBar};
+
+/// Where a request's bars came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarOrigin {
+    Cache,
+    Ib,
+}
+
+/// Bars of a request and where they came from.
+#[derive(Debug, Clone)]
+pub struct BarAnswer {
+    pub bars: Arc<Vec<StoredBar>>,
+    pub origin: BarOrigin,
+}
+
+/// Key of one IB request in flight: the query and whether its caller waits for pacing
+/// (a caller that does not wait must not be held by one that does).
+type FlightKey = (BarQuery, bool);
+type HeadKey = (i64, WhatToShow, bool);
+
+/// Historical bars and head timestamps for every client. Cheap to clone.
+#[derive(Clone)]
+pub struct Bars {
+    source: Arc<dyn HistorySource>,
+    store: Option<Store>,
+    pacer: HistoricalPacer,
+    flights: Arc<Lookups<FlightKey, Arc<Vec<StoredBar>>>>,
+    heads: Arc<Lookups<HeadKey, i64>>,
+    deadline: Duration,
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A pacing refusal as the caller sees it (the wait from now).
+fn full(f: PacingFull) -> FanoutError {
+    let wait = f
+        .retry_at
+        .saturating_duration_since(tokio::time::Instant::now());
+    FanoutError::Ib {
+        code: PACING_CODE,
+        message: format!("{}", wait.as_millis()),
+    }
+}
+
+/// Private code a pacing refusal travels under through the shared look-up (which speaks
+/// [`FanoutError`]); turned back into [`BarsError::PacingFull`] on the way out.
+const PACING_CODE: i32 = -162;
+
+fn unwrap_pacing(e: FanoutError) -> BarsError {
+    match e {
+        FanoutError::Ib {
+            code: PACING_CODE,
+            message,
+        } => BarsError::PacingFull {
+            retry_after: Duration::from_millis(message.parse().unwrap_or(1000)),
+        },
+        other => BarsError::Source(other),
+    }
+}
+
+impl Bars {
+    /// A service asking `source`, caching in `store` (none: memory of in-flight only),
+    /// paced by `pacer`, each IB request bounded by `deadline`.
+    pub fn new(
+        source: Arc<dyn HistorySource>,
+        store: Option<Store>,
+        pacer: HistoricalPacer,
+        deadline: Duration,
+    ) -> Bars {
+        Bars {
+            source,
+            store,
+            pacer,
+            flights: Arc::default(),
+            heads: Arc::default(),
+            deadline,
+        }
+    }
+
+    /// The bars of `query` on `contract` (resolved: con_id set); with `wait`, a full
+    /// pacing window is waited out instead of refused.
+    pub async fn get(
+        &self,
+        contract: &ContractSpec,
+        query: &BarQuery,
+        wait: bool,
+    ) -> Result<BarAnswer, BarsError> {
+        let series = query.series();
+        if let Some(store) = &self.store
+            && store.bars_cover(&series, query.start, query.end).await?
+        {
+            let bars = store.bars(&series, query.start, query.end).await?;
+            let now = now_secs();
+            let bars = bars
+                .into_iter()
+                .filter(|b| query.keeps(b.time, now))
+                .collect();
+            return Ok(BarAnswer {
+                bars: Arc::new(bars),
+                origin: BarOrigin::Cache,
+            });
+        }
+        let key = (query.clone(), wait);
+        let this = self.clone();
+        let (contract, q) = (contract.clone(), query.clone());
+        let answer = self
+            .flights
+            .get_or_fetch(
+                &key,
+                move || async move { this.fetch(contract, q, wait).await },
+            )
+            .await;
+        // Kept in the store, not in memory: the next request reads the store.
+        self.flights.forget(&key);
+        let bars = answer.map_err(unwrap_pacing)?;
+        Ok(BarAnswer {
+            bars,
+            origin: BarOrigin::Ib,
+        })
+    }
+
+    async fn fetch(
+        &self,
+        contract: ContractSpec,
+        query: BarQuery,
+        wait: bool,
+    ) -> Result<Arc<Vec<StoredBar>>, FanoutError> {
+        let key = PacingKey {
+            request: format!("bars:{}:{}:{}", query.series(), query.start, query.end),
+            group: format!(
+                "{}:{}:{}",
+                contract.con_id,
+                contract.exchange,
+                query.what.ib_text()
+            ),
+        };
+        self.pacer.admit(&key, wait).await.map_err(full)?;
+        let ask = HistoryAsk {
+            contract,
+            size: query.size,
+            what: query.what,
+            regular_hours: query.regular_hours,
+            start: query.start,
+            end: query.end,
+        };
+        let fetched = self.source.bars(ask, self.deadline).await?;
+        let now = now_secs();
+        let bars: Vec<StoredBar> = fetched
+            .into_iter()
+            .filter(|b| query.keeps(b.time, now))
+            .collect();
+        if let Some(store) = &self.store {
+            // Only whole bars are kept: the span ends where the forming bar begins.
+            let step = query.size.seconds() as i64;
+            let covered = query.end.min(now.div_euclid(step) * step);
+            if covered > query.start
+                && let Err(e) = store
+                    .put_bars(&query.series(), query.start, covered, &bars)
+                    .await
+            {
+                tracing::warn!(error = ?e, "bars not cached");
+            }
+        }
+        Ok(Arc::new(bars))
+    }
+
+    /// The earliest time IB has data of `what` for `contract`, unix seconds (kept once
+    /// known).
+    pub async fn head_timestamp(
+        &self,
+        contract: &ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
+        wait: bool,
+    ) -> Result<i64, BarsError> {
+        let key = (contract.con_id, what, regular_hours);
+        let this = self.clone();
+        let contract = contract.clone();
+        self.heads
+            .get_or_fetch(&key, move || async move {
+                let pacing = PacingKey {
+                    request: format!(
+                        "head:{}:{}:{regular_hours}",
+                        contract.con_id,
+                        what.ib_text()
+                    ),
+                    group: format!(
+                        "{}:{}:{}",
+                        contract.con_id,
+                        contract.exchange,
+                        what.ib_text()
+                    ),
+                };
+                this.pacer.admit(&pacing, wait).await.map_err(full)?;
+                let head = this
+                    .source
+                    .head_timestamp(&contract, what, regular_hours, this.deadline)
+                    .await?;
+                Ok(head)
+            })
+            .await
+            .map_err(unwrap_pacing)
+    }
+}

@@ -25,10 +25,12 @@ use crate::api::convert::session_profile;
 use crate::api::market_data::{MarketDataParts, MarketDataSettings, SettingsHandle};
 use crate::api::{KeyVerifier, Server, ServerContext, ServerHandle, ServerParts};
 use crate::api::{StreamGate, StreamLimiter};
+use crate::bars::{Bars, IbHistory};
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::fanout::contracts::{ContractStore, Contracts};
 use crate::fanout::{Chains, Fanout, IbSource, MarketDataSource};
+use crate::ib::historical_pacer::{HistoricalPacer, HistoricalRules};
 use crate::ib::{Session, SessionSettings};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -121,13 +123,22 @@ impl App {
         let settings = MarketDataSettings::from_config(&config, &active);
         let source = IbSource::new(&session);
         let cache: Arc<dyn ContractStore> = Arc::new(StoreContracts(store.clone()));
-        let market_data = market_data_parts(
+        let mut market_data = market_data_parts(
             source.clone(),
             Some(cache),
             settings,
             metrics.clone(),
             streams.clone(),
         );
+        market_data.bars = Some(Bars::new(
+            IbHistory::new(session.link()),
+            Some(store.clone()),
+            HistoricalPacer::new(
+                HistoricalRules::scaled(settings.historical_pacing_scale),
+                session.pacer(),
+            ),
+            settings.request_timeout,
+        ));
         tokio::spawn(follow_profile(SettingsFollower {
             config: config.clone(),
             store: store.clone(),
@@ -182,5 +193,6 @@ pub fn market_data_parts(
         settings: SettingsHandle::new(settings),
         metrics,
         streams,
+        bars: None,
     }
 }

@@ -137,7 +137,7 @@ pub struct PacingFull {
 
 /// Share of each window added before ibstream sends again: requests that leave here
 /// exactly a window apart may arrive closer together after transit jitter.
-const MARGIN: f64 = 0.05;
+const MARGIN: f64 = 0.1;
 
 /// Schedules the session's historical requests under [`HistoricalRules`]. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -14,9 +14,21 @@ pub(crate) const VIOLATION: &str =
 #[derive(Debug, Default)]
 pub(crate) struct HistoricalPacing {
     log: HistoryLog,
+    /// When the request being handled arrived: the rules count arrivals, not handling.
+    arrived: Option<Instant>,
 }
 
 impl HistoricalPacing {
+    /// Notes when the next request arrived.
+    pub(crate) fn arrived(&mut self, at: Instant) {
+        self.arrived = Some(at);
+    }
+
+    /// When the request being handled arrived (now if unknown).
+    pub(crate) fn arrival(&self) -> Instant {
+        self.arrived.unwrap_or_else(Instant::now)
+    }
+
     /// Whether a request with `key` arriving at `now` keeps the rules; if so, it counts.
     pub(crate) fn admit(&mut self, rules: &HistoricalRules, key: PacingKey, now: Instant) -> bool {
         if self.log.earliest(rules, &key, now) > now {

@@ -52,6 +52,7 @@ impl Session {
         let command = Command::from_frame(frame);
         self.shared.count_request(command.name());
         let now = arrived;
+        self.historical.arrived(arrived);
         let rate = self.pacing.arrive(now);
         self.shared.record_rate(rate as u32);
         if rate > self.shared.max_messages_per_second as usize {

@@ -4,15 +4,15 @@
 use std::time::{Duration, SystemTime};
 
 use super::MarketDataSettings;
+use crate::api::convert::market_data_type;
 use crate::bars::spec::WhatToShow;
 use crate::bars::{BarAsk, BarsError};
-use crate::store::StoredBar;
-use crate::api::convert::market_data_type;
 use crate::fanout::{
     ChainParams, ContractDetails, ContractSpec, DataPolicy, FanoutError, Greeks, GreeksSource,
     LineUsage, Quote, Right, SecType, SubscriptionInfo, SymbolMatch,
 };
 use crate::proto::ibstream::v1 as pb;
+use crate::store::StoredBar;
 
 /// Most characters of a symbol (IB's longest are well under this).
 pub const MAX_SYMBOL_CHARS: usize = 32;

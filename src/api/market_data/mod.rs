@@ -15,8 +15,9 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use self::convert::{
-    MAX_PATTERN_CHARS, bar_ask, bar_to_pb, what_to_show_from_pb, chain_to_pb, data_policy_from_pb, details_to_pb, ib_text,
-    instrument_to_spec, limits_to_pb, quote_to_pb, symbol_match_to_pb,
+    MAX_PATTERN_CHARS, bar_ask, bar_to_pb, chain_to_pb, data_policy_from_pb, details_to_pb,
+    ib_text, instrument_to_spec, limits_to_pb, quote_to_pb, symbol_match_to_pb,
+    what_to_show_from_pb,
 };
 use self::quote_stream::QuoteStream;
 use self::streams::{chain_request, chain_stream};
@@ -162,7 +163,8 @@ impl MarketData {
         &self,
         instrument: Option<&pb::Instrument>,
     ) -> Result<Arc<crate::fanout::ContractDetails>, FanoutError> {
-        let instrument = instrument.ok_or_else(|| FanoutError::invalid("instrument", "required"))?;
+        let instrument =
+            instrument.ok_or_else(|| FanoutError::invalid("instrument", "required"))?;
         let spec = instrument_to_spec(instrument, "instrument")?;
         self.parts.contracts.resolve(&spec).await
     }
@@ -232,7 +234,12 @@ impl MarketDataService for MarketData {
         let details = self.resolve(req.instrument.as_ref()).await?;
         let head = self
             .bars()?
-            .head_timestamp(&details.contract, what, req.regular_hours, req.wait_for_pacing)
+            .head_timestamp(
+                &details.contract,
+                what,
+                req.regular_hours,
+                req.wait_for_pacing,
+            )
             .await?;
         Ok(Response::new(pb::GetHeadTimestampResponse {
             head_timestamp: Some(prost_types::Timestamp {

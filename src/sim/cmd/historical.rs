@@ -12,7 +12,6 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use super::reference::{query_from, resolve_one};
 use crate::bars::spec::{BarSize, WhatToShow, parse_duration};
@@ -87,7 +86,8 @@ fn pacing_key(kind: &str, m: &Match, what: WhatToShow, rest: &str) -> PacingKey 
 }
 
 fn paced(shared: &Shared, pacing: &mut HistoricalPacing, key: PacingKey) -> Result<(), Refusal> {
-    if pacing.admit(&shared.historical_rules, key, Instant::now()) {
+    let at = pacing.arrival();
+    if pacing.admit(&shared.historical_rules, key, at) {
         shared
             .counters
             .historical_requests

@@ -394,6 +394,57 @@ pub fn limits_to_pb(
     }
 }
 
+/// A bar request's fields, checked only for shape (the service checks the rest).
+pub fn bar_ask(req: &pb::GetHistoricalBarsRequest) -> Result<BarAsk, BarsError> {
+    let seconds = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| t.seconds);
+    let what = what_to_show_from_pb(req.what_to_show)?;
+    Ok(BarAsk {
+        bar_size: ib_text("bar_size", &req.bar_size, 16)?,
+        what_to_show: what.ib_text().to_owned(),
+        duration: ib_text("duration", &req.duration, 16)?,
+        start: seconds(&req.start),
+        end: seconds(&req.end),
+        regular_hours: req.regular_hours,
+    })
+}
+
+/// The data type of a wire `WhatToShow` (unspecified: trades).
+pub fn what_to_show_from_pb(value: i32) -> Result<WhatToShow, FanoutError> {
+    use pb::WhatToShow as W;
+    Ok(match W::try_from(value) {
+        Ok(W::Unspecified | W::Trades) => WhatToShow::Trades,
+        Ok(W::Midpoint) => WhatToShow::Midpoint,
+        Ok(W::Bid) => WhatToShow::Bid,
+        Ok(W::Ask) => WhatToShow::Ask,
+        Ok(W::BidAsk) => WhatToShow::BidAsk,
+        Ok(W::AdjustedLast) => WhatToShow::AdjustedLast,
+        Ok(W::HistoricalVolatility) => WhatToShow::HistoricalVolatility,
+        Ok(W::ImpliedVolatility) => WhatToShow::ImpliedVolatility,
+        Err(_) => {
+            return Err(FanoutError::invalid(
+                "what_to_show",
+                format!("unknown value {value}"),
+            ));
+        }
+    })
+}
+
+pub fn bar_to_pb(b: &StoredBar) -> pb::Bar {
+    pb::Bar {
+        time: Some(prost_types::Timestamp {
+            seconds: b.time,
+            nanos: 0,
+        }),
+        open: b.open,
+        high: b.high,
+        low: b.low,
+        close: b.close,
+        volume: b.volume,
+        wap: b.wap,
+        count: b.count,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,56 +541,5 @@ mod tests {
             (None, None, None, None)
         );
         assert_eq!(p.market_data_type, pb::MarketDataType::Unspecified as i32);
-    }
-}
-
-/// A bar request's fields, checked only for shape (the service checks the rest).
-pub fn bar_ask(req: &pb::GetHistoricalBarsRequest) -> Result<BarAsk, BarsError> {
-    let seconds = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| t.seconds);
-    let what = what_to_show_from_pb(req.what_to_show)?;
-    Ok(BarAsk {
-        bar_size: ib_text("bar_size", &req.bar_size, 16)?,
-        what_to_show: what.ib_text().to_owned(),
-        duration: ib_text("duration", &req.duration, 16)?,
-        start: seconds(&req.start),
-        end: seconds(&req.end),
-        regular_hours: req.regular_hours,
-    })
-}
-
-/// The data type of a wire `WhatToShow` (unspecified: trades).
-pub fn what_to_show_from_pb(value: i32) -> Result<WhatToShow, FanoutError> {
-    use pb::WhatToShow as W;
-    Ok(match W::try_from(value) {
-        Ok(W::Unspecified | W::Trades) => WhatToShow::Trades,
-        Ok(W::Midpoint) => WhatToShow::Midpoint,
-        Ok(W::Bid) => WhatToShow::Bid,
-        Ok(W::Ask) => WhatToShow::Ask,
-        Ok(W::BidAsk) => WhatToShow::BidAsk,
-        Ok(W::AdjustedLast) => WhatToShow::AdjustedLast,
-        Ok(W::HistoricalVolatility) => WhatToShow::HistoricalVolatility,
-        Ok(W::ImpliedVolatility) => WhatToShow::ImpliedVolatility,
-        Err(_) => {
-            return Err(FanoutError::invalid(
-                "what_to_show",
-                format!("unknown value {value}"),
-            ));
-        }
-    })
-}
-
-pub fn bar_to_pb(b: &StoredBar) -> pb::Bar {
-    pb::Bar {
-        time: Some(prost_types::Timestamp {
-            seconds: b.time,
-            nanos: 0,
-        }),
-        open: b.open,
-        high: b.high,
-        low: b.low,
-        close: b.close,
-        volume: b.volume,
-        wap: b.wap,
-        count: b.count,
     }
 }

@@ -244,7 +244,7 @@ mod tests {
         assert!(full.retry_at >= t0 + Duration::from_secs(15));
         p.admit(&key("a", "g"), true).await.unwrap();
         assert!(Instant::now() >= t0 + Duration::from_secs(15));
-        assert!(Instant::now() < t0 + Duration::from_secs(16));
+        assert!(Instant::now() < t0 + Duration::from_secs(17));
     }
 
     #[tokio::test(start_paused = true)]

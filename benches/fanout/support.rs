@@ -120,6 +120,13 @@ impl MarketDataService for Baseline {
     ) -> Result<Response<pb::GetHistoricalBarsResponse>, Status> {
         Err(Status::unimplemented("baseline"))
     }
+    type StreamBarsStream = Boxed<pb::StreamBarsResponse>;
+    async fn stream_bars(
+        &self,
+        _r: Request<pb::StreamBarsRequest>,
+    ) -> Result<Response<Self::StreamBarsStream>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
     async fn get_head_timestamp(
         &self,
         _r: Request<pb::GetHeadTimestampRequest>,

@@ -25,7 +25,7 @@ use crate::api::convert::session_profile;
 use crate::api::market_data::{MarketDataParts, MarketDataSettings, SettingsHandle};
 use crate::api::{KeyVerifier, Server, ServerContext, ServerHandle, ServerParts};
 use crate::api::{StreamGate, StreamLimiter};
-use crate::bars::{Bars, IbHistory};
+use crate::bars::{Bars, IbHistory, LiveBars};
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::fanout::contracts::{ContractStore, Contracts};
@@ -130,15 +130,23 @@ impl App {
             metrics.clone(),
             streams.clone(),
         );
-        market_data.bars = Some(Bars::new(
-            IbHistory::new(session.link()),
+        let history = IbHistory::new(session.link(), session.pacer());
+        let bars = Bars::new(
+            history.clone(),
             Some(store.clone()),
             HistoricalPacer::new(
                 HistoricalRules::scaled(settings.historical_pacing_scale),
                 session.pacer(),
             ),
             settings.request_timeout,
+        );
+        market_data.live_bars = Some(LiveBars::new(
+            history,
+            bars.clone(),
+            market_data.fanout.clone(),
+            settings.fanout.linger,
         ));
+        market_data.bars = Some(bars);
         tokio::spawn(follow_profile(SettingsFollower {
             config: config.clone(),
             store: store.clone(),
@@ -194,5 +202,6 @@ pub fn market_data_parts(
         metrics,
         streams,
         bars: None,
+        live_bars: None,
     }
 }

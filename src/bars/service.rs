@@ -96,6 +96,11 @@ impl Bars {
         }
     }
 
+    /// The pacer every historical request of the session goes through.
+    pub fn pacer(&self) -> &HistoricalPacer {
+        &self.pacer
+    }
+
     /// The bars of `query` on `contract` (resolved: con_id set); with `wait`, a full
     /// pacing window is waited out instead of refused.
     pub async fn get(

@@ -5,18 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use ibapi::market_data::TradingHours;
 use ibapi::market_data::historical::{
     BarSize as IbBarSize, BarTimestamp, Duration as IbDuration, WhatToShow as IbWhat,
 };
+use ibapi::subscriptions::SubscriptionItem;
 use time::OffsetDateTime;
 
 use super::spec::{BarSize, WhatToShow, ib_duration};
 use crate::fanout::ib_convert::{contract_to_ib, error_from_ib};
+use crate::fanout::ib_source::Paced;
 use crate::fanout::{ContractSpec, SourceError};
-use crate::ib::LinkWatch;
+use crate::ib::{LinkWatch, MessagePacer};
 use crate::store::StoredBar;
 
 /// One historical request as IB takes it.
@@ -31,8 +34,20 @@ pub struct HistoryAsk {
     pub end: i64,
 }
 
+/// Five-second bars as IB sends them; the stream ends (after an error, if IB ended it)
+/// when the subscription does, e.g. with the session. Dropping it cancels at IB.
+pub type BarStream = BoxStream<'static, Result<StoredBar, SourceError>>;
+
 /// What the bar service needs from IB.
 pub trait HistorySource: Send + Sync + 'static {
+    /// A real-time (five-second) bar subscription. `what` is trades, midpoint, bid or ask.
+    fn realtime_bars(
+        &self,
+        contract: &ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
+    ) -> BoxFuture<'static, Result<BarStream, SourceError>>;
+
     /// The bars IB has for the window (IB may send some outside it).
     fn bars(
         &self,
@@ -54,11 +69,13 @@ pub trait HistorySource: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct IbHistory {
     links: LinkWatch,
+    /// Cancels of real-time bars wait here like every other message.
+    pacer: MessagePacer,
 }
 
 impl IbHistory {
-    pub fn new(links: LinkWatch) -> Arc<IbHistory> {
-        Arc::new(IbHistory { links })
+    pub fn new(links: LinkWatch, pacer: MessagePacer) -> Arc<IbHistory> {
+        Arc::new(IbHistory { links, pacer })
     }
 
     fn client(&self) -> Result<Arc<ibapi::Client>, SourceError> {
@@ -126,7 +143,65 @@ fn bar_time(t: &BarTimestamp) -> i64 {
     }
 }
 
+fn realtime_what(what: WhatToShow) -> ibapi::market_data::realtime::WhatToShow {
+    use ibapi::market_data::realtime::WhatToShow as W;
+    match what {
+        WhatToShow::Midpoint => W::MidPoint,
+        WhatToShow::Bid => W::Bid,
+        WhatToShow::Ask => W::Ask,
+        _ => W::Trades,
+    }
+}
+
 impl HistorySource for IbHistory {
+    fn realtime_bars(
+        &self,
+        contract: &ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
+    ) -> BoxFuture<'static, Result<BarStream, SourceError>> {
+        let client = self.client();
+        let contract = contract_to_ib(contract);
+        let pacer = self.pacer.clone();
+        async move {
+            let client = client?;
+            let sub = client
+                .realtime_bars(&contract)
+                .what_to_show(realtime_what(what))
+                .trading_hours(hours(regular_hours))
+                .subscribe()
+                .await
+                .map_err(|e| error_from_ib(&e))?;
+            let paced = Paced::new(sub, &pacer);
+            let stream = futures::stream::unfold(Some(paced), |state| async move {
+                let mut paced = state?;
+                loop {
+                    let item = paced.get_mut()?.next().await;
+                    match item {
+                        Some(Ok(SubscriptionItem::Data(b))) => {
+                            let bar = StoredBar {
+                                time: b.date.unix_timestamp(),
+                                open: b.open,
+                                high: b.high,
+                                low: b.low,
+                                close: b.close,
+                                volume: b.volume,
+                                wap: b.wap,
+                                count: i64::from(b.count),
+                            };
+                            return Some((Ok(bar), Some(paced)));
+                        }
+                        Some(Ok(SubscriptionItem::Notice(_))) => continue,
+                        Some(Err(e)) => return Some((Err(error_from_ib(&e)), None)),
+                        None => return None,
+                    }
+                }
+            });
+            Ok(stream.boxed())
+        }
+        .boxed()
+    }
+
     fn bars(
         &self,
         ask: HistoryAsk,

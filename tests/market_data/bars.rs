@@ -267,3 +267,208 @@ async fn head_timestamp_is_asked_once() {
     assert_eq!(again.head_timestamp.unwrap().seconds, head);
     assert_eq!(historical_requests(&h), 1);
 }
+
+type BarStream = tonic::Streaming<pb::StreamBarsResponse>;
+
+async fn stream_bars(h: &Harness, size: &str, history_bars: u32) -> BarStream {
+    let mut client = h.client().await;
+    client
+        .stream_bars(pb::StreamBarsRequest {
+            instrument: Some(stock("AAPL")),
+            bar_size: size.into(),
+            history_bars,
+            ..Default::default()
+        })
+        .await
+        .expect("stream opens")
+        .into_inner()
+}
+
+async fn next_event(s: &mut BarStream) -> pb::stream_bars_response::Event {
+    tokio::time::timeout(WAIT, s.message())
+        .await
+        .expect("an event in time")
+        .expect("stream healthy")
+        .expect("stream open")
+        .event
+        .expect("an event")
+}
+
+/// The next whole bar, skipping forming bars; statuses other than `allowed` fail.
+async fn next_bar(s: &mut BarStream, statuses: &mut Vec<i32>) -> pb::Bar {
+    use pb::stream_bars_response::Event;
+    loop {
+        match next_event(s).await {
+            Event::Bar(b) => return b,
+            Event::Forming(_) => {}
+            Event::Status(st) => statuses.push(st.kind),
+        }
+    }
+}
+
+fn start(b: &pb::Bar) -> i64 {
+    b.time.as_ref().unwrap().seconds
+}
+
+#[tokio::test]
+async fn live_bars_agree_with_the_quotes_and_share_one_ib_subscription() {
+    use pb::stream_quotes_response::Event as Q;
+    let h = harness::start().await;
+    let mut quotes_client = h.client().await;
+    let mut quotes = harness::stream(
+        &mut quotes_client,
+        vec![stock("AAPL")],
+        pb::DataPolicy::Unspecified,
+    )
+    .await;
+    let mut fives = stream_bars(&h, "5s", 3).await;
+    let mut others = vec![
+        stream_bars(&h, "5s", 0).await,
+        stream_bars(&h, "5s", 0).await,
+    ];
+    let mut fifteens = stream_bars(&h, "15s", 0).await;
+    let mut statuses = Vec::new();
+    // The history first: three whole bars before the current period, in order.
+    let history: Vec<pb::Bar> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(next_bar(&mut fives, &mut statuses).await);
+        }
+        v
+    };
+    assert_eq!(start(&history[1]), start(&history[0]) + 5);
+    assert_eq!(start(&history[2]), start(&history[1]) + 5);
+    // The first trade of each second, as the quote stream shows it: IB sends a trade's
+    // price before its time, so a quote whose time just changed carries the first trade
+    // of the new second (later trades of a second may show the time before theirs).
+    let trades = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i64, f64)>::new()));
+    let seen = trades.clone();
+    let reader = tokio::spawn(async move {
+        let mut stamped = None;
+        while let Ok(Some(m)) = quotes.message().await {
+            if let Some(Q::Quote(q)) = m.event
+                && let (Some(last), Some(t)) = (q.last, q.last_trade_time)
+            {
+                // The snapshot's trade predates the stream: only changes count.
+                if stamped.is_some_and(|s| s != t.seconds) {
+                    seen.lock().unwrap().push((t.seconds, last));
+                }
+                stamped = Some(t.seconds);
+            }
+        }
+    });
+    let mut live = Vec::new();
+    while live.len() < 4 {
+        let bar = next_bar(&mut fives, &mut statuses).await;
+        if start(&bar) > start(&history[2]) {
+            live.push(bar);
+        }
+    }
+    // A whole 15-second bar is the 5-second bars of its period.
+    let fifteen = next_bar(&mut fifteens, &mut statuses).await;
+    let mut parts = Vec::new();
+    while parts.len() < 3 {
+        let bar = next_bar(&mut fives, &mut statuses).await;
+        if start(&bar) >= start(&fifteen) {
+            parts.push(bar);
+        }
+        if start(&bar) + 5 >= start(&fifteen) + 15 {
+            break;
+        }
+    }
+    let all: Vec<pb::Bar> = live.iter().chain(parts.iter()).cloned().collect();
+    let inside: Vec<&pb::Bar> = all
+        .iter()
+        .filter(|b| start(b) >= start(&fifteen) && start(b) < start(&fifteen) + 15)
+        .collect();
+    if inside.len() == 3 {
+        assert_eq!(fifteen.open, inside[0].open);
+        assert_eq!(fifteen.close, inside[2].close);
+        let high = inside.iter().map(|b| b.high).fold(f64::MIN, f64::max);
+        let low = inside.iter().map(|b| b.low).fold(f64::MAX, f64::min);
+        assert_eq!((fifteen.high, fifteen.low), (high, low));
+        assert_eq!(fifteen.volume, inside.iter().map(|b| b.volume).sum::<f64>());
+    }
+    reader.abort();
+    let trades = trades.lock().unwrap().clone();
+    let mut checked = 0;
+    for bar in &live {
+        let in_bar: Vec<f64> = trades
+            .iter()
+            .filter(|(t, _)| *t >= start(bar) && *t < start(bar) + 5)
+            .map(|(_, p)| *p)
+            .collect();
+        for p in &in_bar {
+            assert!(bar.low <= *p && *p <= bar.high, "trade {p} outside {bar:?}");
+        }
+        // The first trade seen in the period is its first trade if trades were seen
+        // before the period began.
+        let seen_before = trades.first().is_some_and(|(t, _)| *t < start(bar));
+        if let Some(first) = in_bar.first()
+            && seen_before
+        {
+            assert_eq!(
+                *first, bar.open,
+                "the bar opens at the period's first trade"
+            );
+            assert!(bar.volume > 0.0);
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "the quote stream saw trades in the bars' periods"
+    );
+    // Three 5-second streams and a 15-second one: one IB subscription.
+    let stats = h.sim.control().stats();
+    assert_eq!(stats.requests_by_type.get("RequestRealTimeBars"), Some(&1));
+    let mut client = h.client().await;
+    let limits = client
+        .list_subscriptions(pb::ListSubscriptionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .limits
+        .unwrap();
+    assert_eq!(
+        limits.lines_in_use, 2,
+        "the quote and the real-time bars hold a line each"
+    );
+    for other in &mut others {
+        next_bar(other, &mut statuses).await;
+    }
+    assert!(
+        statuses
+            .iter()
+            .all(|k| *k == pb::InstrumentStatusKind::Subscribed as i32)
+    );
+}
+
+#[tokio::test]
+async fn bars_resume_after_a_dropped_connection_with_no_hole() {
+    let h = harness::start().await;
+    let mut bars = stream_bars(&h, "5s", 0).await;
+    let mut statuses = Vec::new();
+    let mut seen = vec![next_bar(&mut bars, &mut statuses).await];
+    assert_eq!(h.sim.control().drop_connections(), 1);
+    while seen.len() < 5 || !statuses.contains(&(pb::InstrumentStatusKind::Resumed as i32)) {
+        seen.push(next_bar(&mut bars, &mut statuses).await);
+        assert!(seen.len() < 40, "resumed in time");
+    }
+    let kinds: Vec<i32> = statuses.clone();
+    let stale = kinds
+        .iter()
+        .position(|k| *k == pb::InstrumentStatusKind::Stale as i32);
+    let resumed = kinds
+        .iter()
+        .position(|k| *k == pb::InstrumentStatusKind::Resumed as i32);
+    assert!(stale.is_some() && stale < resumed, "{kinds:?}");
+    for pair in seen.windows(2) {
+        assert_eq!(
+            start(&pair[1]),
+            start(&pair[0]) + 5,
+            "no hole, no repeat: {seen:?}"
+        );
+    }
+    assert_eq!(h.sim.control().stats().historical_pacing_violations, 0);
+}

@@ -20,9 +20,10 @@ use self::convert::{
     what_to_show_from_pb,
 };
 use self::quote_stream::QuoteStream;
-use self::streams::{chain_request, chain_stream};
+use self::streams::{bar_events, bar_stream, chain_request, chain_stream};
 use super::lifetime::{BoxedStream, StreamGate};
-use crate::bars::{BarQuery, Bars};
+use crate::bars::stream::StreamQuery;
+use crate::bars::{BarQuery, Bars, LiveBars};
 use crate::fanout::contracts::Contracts;
 use crate::fanout::{
     Chains, ContractSpec, Fanout, FanoutError, FanoutSettings, GreeksParams, Quote,
@@ -99,6 +100,8 @@ pub struct MarketDataParts {
     pub streams: StreamGate,
     /// Historical bars and head timestamps (absent: answered UNAVAILABLE).
     pub bars: Option<Bars>,
+    /// The shared real-time bar feeds (absent: StreamBars answered UNAVAILABLE).
+    pub live_bars: Option<LiveBars>,
 }
 
 /// The service implementation. Cheap to clone.
@@ -204,6 +207,26 @@ impl MarketData {
 impl MarketDataService for MarketData {
     type StreamQuotesStream = BoxedStream<QuotesFrame>;
     type StreamOptionChainStream = BoxedStream<pb::StreamOptionChainResponse>;
+    type StreamBarsStream = BoxedStream<pb::StreamBarsResponse>;
+
+    async fn stream_bars(
+        &self,
+        request: Request<pb::StreamBarsRequest>,
+    ) -> Result<Response<Self::StreamBarsStream>, Status> {
+        let guard = self.parts.streams.admit(&request)?;
+        let req = request.into_inner();
+        let what = what_to_show_from_pb(req.what_to_show)?;
+        let query = StreamQuery::new(&req.bar_size, what, req.regular_hours, req.history_bars)?;
+        let (bars, live) = match (&self.parts.bars, &self.parts.live_bars) {
+            (Some(b), Some(l)) => (b.clone(), l),
+            _ => return Err(FanoutError::Unavailable.into()),
+        };
+        let details = self.resolve(req.instrument.as_ref()).await?;
+        let lease = live.open(&details.contract, query.what, query.regular_hours)?;
+        let instrument = details_to_pb(&details).instrument.unwrap_or_default();
+        let events = bar_events(bars, lease, details.contract.clone(), query);
+        Ok(Response::new(guard.wrap(bar_stream(instrument, events))))
+    }
 
     async fn get_historical_bars(
         &self,

@@ -272,9 +272,7 @@ pub(crate) async fn realtime_bars(
         return out.error(req_id, 322, &msg).await;
     }
     let checked = underlying(shared, req.contract.as_ref()).and_then(|m| {
-        if req.bar_size != Some(SLOT as i32) {
-            return Err(invalid("Invalid bar size; real-time bars are 5 seconds"));
-        }
+        // IB ignores the bar size (ibapi sends 0): real-time bars are five seconds.
         let what = what_to_show(req.what_to_show.as_deref(), &m, shared)?;
         if !matches!(
             what,

@@ -1,0 +1,180 @@
+//! Historical bars, head timestamps and real-time bars through the unmodified `ibapi`
+//! client: the frames parse, the bars follow the seeded walk, live and historical bars
+//! agree, IB's validation and pacing errors come as IB sends them.
+
+use ibapi::market_data::TradingHours;
+use ibapi::market_data::historical::{BarSize, BarTimestamp, Duration as IbDuration, WhatToShow};
+use ibapi::market_data::realtime::WhatToShow as RealtimeWhat;
+use ibapi::prelude::*;
+use time::OffsetDateTime;
+
+use crate::common::*;
+
+fn an_hour_ago() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc().unix_timestamp() - 3600;
+    OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(60)).unwrap()
+}
+
+fn code_of(e: &ibapi::Error) -> i32 {
+    match e {
+        ibapi::Error::Notice(n) => n.code,
+        other => panic!("not an IB error: {other:?}"),
+    }
+}
+
+async fn minute_bars(
+    client: &Client,
+    end: OffsetDateTime,
+) -> Result<ibapi::market_data::historical::HistoricalData, ibapi::Error> {
+    let contract = Contract::stock("AAPL").build();
+    client
+        .historical_data(&contract, BarSize::Min)
+        .what_to_show(WhatToShow::Trades)
+        .duration(IbDuration::seconds(1800))
+        .ending(end)
+        .fetch()
+        .await
+}
+
+#[tokio::test]
+async fn historical_bars_parse_and_repeat_for_every_client() {
+    let sim = start().await;
+    let (a, b) = (connect(&sim, 1).await, connect(&sim, 2).await);
+    let end = an_hour_ago();
+    let first = minute_bars(&a, end).await.unwrap();
+    assert_eq!(first.bars.len(), 30);
+    assert_eq!(first.end, end);
+    for (i, bar) in first.bars.iter().enumerate() {
+        let BarTimestamp::DateTime(t) = bar.date else {
+            panic!("{:?}", bar.date)
+        };
+        assert_eq!(t, end - time::Duration::minutes(30 - i as i64));
+        assert!(
+            bar.low <= bar.open
+                && bar.open <= bar.high
+                && bar.low <= bar.close
+                && bar.close <= bar.high
+        );
+        assert!(bar.volume > 0.0 && bar.count > 0);
+        assert!(
+            (bar.close / 230.0 - 1.0).abs() < 0.2,
+            "near AAPL's price: {}",
+            bar.close
+        );
+    }
+    // Another connection (its own pacing) sees the same bars.
+    let second = minute_bars(&b, end).await.unwrap();
+    assert_eq!(first.bars, second.bars);
+    assert_eq!(sim.control().stats().historical_requests, 2);
+
+    // Daily bars are dated.
+    let contract = Contract::stock("SPY").build();
+    let daily = a
+        .historical_data(&contract, BarSize::Day)
+        .what_to_show(WhatToShow::MidPoint)
+        .duration(IbDuration::days(10))
+        .fetch()
+        .await
+        .unwrap();
+    assert!(daily.bars.len() >= 9, "{}", daily.bars.len());
+    assert!(
+        daily
+            .bars
+            .iter()
+            .all(|b| b.date.is_date() && b.volume < 0.0)
+    );
+}
+
+#[tokio::test]
+async fn an_identical_request_within_fifteen_seconds_is_a_pacing_violation() {
+    let sim = start().await;
+    let client = connect(&sim, 1).await;
+    let end = an_hour_ago();
+    minute_bars(&client, end).await.unwrap();
+    let refused = minute_bars(&client, end).await.unwrap_err();
+    assert_eq!(code_of(&refused), 162);
+    let stats = sim.control().stats();
+    assert_eq!(stats.historical_pacing_violations, 1);
+    assert_eq!(stats.historical_requests, 1);
+}
+
+#[tokio::test]
+async fn bad_requests_get_ibs_errors() {
+    let sim = start().await;
+    let client = connect(&sim, 1).await;
+    let aapl = Contract::stock("AAPL").build();
+    // Longer than IB serves for one-second bars.
+    let too_long = client
+        .historical_data(&aapl, BarSize::Sec)
+        .duration(IbDuration::days(1))
+        .fetch()
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&too_long), 162);
+    let unknown = Contract::stock("NOSUCHSYM").build();
+    let missing = client
+        .head_timestamp(&unknown, WhatToShow::Trades, TradingHours::Extended)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&missing), 200);
+    let fx = Contract::forex("EUR", "USD").build();
+    let no_trades = client
+        .head_timestamp(&fx, WhatToShow::Trades, TradingHours::Extended)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&no_trades), 162);
+    assert_eq!(sim.control().stats().historical_pacing_violations, 0);
+    // The session is still healthy.
+    minute_bars(&client, an_hour_ago()).await.unwrap();
+}
+
+#[tokio::test]
+async fn head_timestamp_lies_years_back() {
+    let sim = start().await;
+    let client = connect(&sim, 1).await;
+    let head = client
+        .head_timestamp(
+            &Contract::stock("MSFT").build(),
+            WhatToShow::Trades,
+            TradingHours::Regular,
+        )
+        .await
+        .unwrap();
+    assert!(head < OffsetDateTime::now_utc() - time::Duration::days(365));
+}
+
+#[tokio::test]
+async fn realtime_bars_come_every_five_seconds_and_agree_with_history() {
+    let sim = start().await;
+    let client = connect(&sim, 1).await;
+    let aapl = Contract::stock("AAPL").build();
+    let mut sub = client
+        .realtime_bars(&aapl)
+        .what_to_show(RealtimeWhat::Trades)
+        .trading_hours(TradingHours::Extended)
+        .subscribe()
+        .await
+        .unwrap();
+    let first: ibapi::market_data::realtime::Bar = next_data(&mut sub).await;
+    let second: ibapi::market_data::realtime::Bar = next_data(&mut sub).await;
+    assert_eq!(second.date - first.date, time::Duration::seconds(5));
+    assert_eq!(first.date.unix_timestamp() % 5, 0);
+    let history = client
+        .historical_data(&aapl, BarSize::Sec5)
+        .what_to_show(WhatToShow::Trades)
+        .duration(IbDuration::seconds(10))
+        .ending(second.date + time::Duration::seconds(5))
+        .fetch()
+        .await
+        .unwrap();
+    let live = [first, second];
+    assert_eq!(history.bars.len(), 2);
+    for (h, l) in history.bars.iter().zip(live.iter()) {
+        assert_eq!(h.date, BarTimestamp::DateTime(l.date));
+        assert_eq!(
+            (h.open, h.high, h.low, h.close),
+            (l.open, l.high, l.low, l.close)
+        );
+        assert_eq!((h.volume, h.count), (l.volume, l.count));
+    }
+}

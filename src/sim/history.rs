@@ -241,7 +241,9 @@ impl History {
             let (o, v, n, c) = self.seeded(inst, what, from, to.min(self.started));
             parts.push(o, v, n, c);
         }
-        for slot in tape.range(from.max(self.started)..to).map(|(_, s)| s) {
+        // A bar wholly before the start has no record (and an empty range, not a reversed one).
+        let recorded = from.max(self.started).min(to)..to;
+        for slot in tape.range(recorded).map(|(_, s)| s) {
             let ohlc = match what {
                 WhatToShow::Trades | WhatToShow::AdjustedLast => slot.trades,
                 WhatToShow::Midpoint => Some(slot.mid),
@@ -404,5 +406,115 @@ impl History {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::universe::Universe;
+
+    fn aapl(universe: &Universe) -> usize {
+        universe
+            .underlyings()
+            .find(|i| universe.get(*i).con_id == 265_598)
+            .unwrap()
+    }
+
+    fn step(mid: f64, trade: Option<(f64, f64)>) -> StepSample {
+        StepSample {
+            mid,
+            bid: mid - 0.01,
+            ask: mid + 0.01,
+            trade,
+        }
+    }
+
+    #[test]
+    fn recorded_steps_make_the_bars_and_the_seeded_path_meets_them() {
+        let universe = Universe::build(time::macros::date!(2026 - 11 - 30));
+        let i = aapl(&universe);
+        let inst = universe.get(i);
+        let start = 1_800_000_000;
+        let h = History::new(7, start);
+        // Recorded steps after the start, then bars before, across and after it.
+        h.record(i, start + 1, &step(230.0, Some((230.01, 100.0))));
+        h.record(i, start + 2, &step(230.5, Some((230.49, 200.0))));
+        h.record(i, start + 7, &step(229.0, None));
+        let bars = h.bars(
+            inst,
+            i,
+            WhatToShow::Trades,
+            5,
+            start - 60,
+            start + 10,
+            start + 10,
+        );
+        assert_eq!(bars.len(), 14);
+        let first_live = &bars[12];
+        assert_eq!(first_live.time, start);
+        assert_eq!(
+            (first_live.open, first_live.high, first_live.close),
+            (230.01, 230.49, 230.49)
+        );
+        assert_eq!((first_live.volume, first_live.count), (300.0, 2));
+        // No trade in the last slot: flat at the last trade, no volume.
+        assert_eq!(
+            (bars[13].open, bars[13].close, bars[13].volume),
+            (230.49, 230.49, 0.0)
+        );
+        // The seeded path ends at the walk's starting price.
+        assert_eq!(bars[11].close, round_to(inst.entry.price, inst.min_tick));
+        // A bar across the start joins the seeded path and the record.
+        let late = History::new(7, start + 30);
+        late.record(i, start + 31, &step(231.0, Some((231.01, 100.0))));
+        let across = late.bars(
+            inst,
+            i,
+            WhatToShow::Trades,
+            60,
+            start,
+            start + 60,
+            start + 60,
+        );
+        assert_eq!(across.len(), 1);
+        assert_eq!(across[0].close, 231.01);
+        assert!(
+            across[0].high >= 231.01 && across[0].volume > 100.0,
+            "{across:?}"
+        );
+        for b in &bars {
+            assert!(
+                b.low <= b.open.min(b.close) && b.high >= b.open.max(b.close),
+                "{b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_history_and_another_seed_another() {
+        let universe = Universe::build(time::macros::date!(2026 - 11 - 30));
+        let i = aapl(&universe);
+        let inst = universe.get(i);
+        let start = 1_800_000_000;
+        let day = |seed| {
+            History::new(seed, start).bars(
+                inst,
+                i,
+                WhatToShow::Midpoint,
+                3_600,
+                start - 86_400,
+                start,
+                start,
+            )
+        };
+        assert_eq!(day(7), day(7));
+        assert_ne!(day(7), day(8));
+        let bars = day(7);
+        assert_eq!(bars.len(), 24);
+        assert!(
+            bars.iter()
+                .all(|b| b.volume < 0.0 && (b.close / 230.0 - 1.0).abs() < 0.2)
+        );
     }
 }

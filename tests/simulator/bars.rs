@@ -167,6 +167,9 @@ async fn realtime_bars_come_every_five_seconds_and_agree_with_history() {
         .fetch()
         .await
         .unwrap();
+    // History from before the start of a watched instrument (a record exists).
+    let before = minute_bars(&client, an_hour_ago()).await.unwrap();
+    assert_eq!(before.bars.len(), 30);
     let live = [first, second];
     assert_eq!(history.bars.len(), 2);
     for (h, l) in history.bars.iter().zip(live.iter()) {

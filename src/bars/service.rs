@@ -110,8 +110,15 @@ impl Bars {
         wait: bool,
     ) -> Result<BarAnswer, BarsError> {
         let series = query.series();
+        // The whole bars the window holds lie between these, on the bars' grid.
+        let step = query.size.seconds() as i64;
+        let (first, last_end) = (
+            query.start.div_euclid(step) * step + if query.start % step == 0 { 0 } else { step },
+            query.end.div_euclid(step) * step,
+        );
         if let Some(store) = &self.store
-            && store.bars_cover(&series, query.start, query.end).await?
+            && first < last_end
+            && store.bars_cover(&series, first, last_end).await?
         {
             let bars = store.bars(&series, query.start, query.end).await?;
             let now = now_secs();

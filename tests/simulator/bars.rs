@@ -181,3 +181,111 @@ async fn realtime_bars_come_every_five_seconds_and_agree_with_history() {
         assert_eq!((h.volume, h.count), (l.volume, l.count));
     }
 }
+
+#[tokio::test]
+async fn hostile_bar_requests_get_errors_and_the_connection_goes_on() {
+    use crate::raw::{self, Raw};
+    use ibstream::proto::tws;
+    let sim = start().await;
+    let mut hostile = Raw::connect(sim.gateway_addr(), 2).await;
+    let aapl = || {
+        Some(tws::Contract {
+            symbol: Some("AAPL".into()),
+            sec_type: Some("STK".into()),
+            exchange: Some("SMART".into()),
+            currency: Some("USD".into()),
+            ..Default::default()
+        })
+    };
+    let history = |req_id: i32, end: &str, size: &str, duration: &str, what: &str| {
+        tws::HistoricalDataRequest {
+            req_id: Some(req_id),
+            contract: aapl(),
+            end_date_time: Some(end.into()),
+            bar_size_setting: Some(size.into()),
+            duration: Some(duration.into()),
+            what_to_show: Some(what.into()),
+            format_date: Some(2),
+            ..Default::default()
+        }
+    };
+    let requests = [
+        history(1, "00000101 00:00:00 UTC", "1 day", "20 Y", "TRADES"),
+        history(2, "99991231 23:59:59", "1 min", "1 D", "TRADES"),
+        history(3, "yesterday", "1 min", "1 D", "TRADES"),
+        history(4, "", "1 min", "2147483647 Y", "TRADES"),
+        history(5, "", "", "1 D", "TRADES"),
+        history(6, "", "1 min", "1 D", ""),
+        history(7, "", "1 secs", "1 D", "MIDPOINT"),
+        tws::HistoricalDataRequest {
+            keep_up_to_date: Some(true),
+            ..history(8, "", "1 min", "1800 S", "TRADES")
+        },
+        tws::HistoricalDataRequest {
+            contract: Some(tws::Contract {
+                con_id: Some(i32::MAX),
+                ..Default::default()
+            }),
+            ..history(9, "", "1 min", "1800 S", "TRADES")
+        },
+    ];
+    for r in &requests {
+        hostile.send(20, r).await;
+    }
+    hostile
+        .send(
+            87,
+            &tws::HeadTimestampRequest {
+                req_id: Some(10),
+                ..Default::default()
+            },
+        )
+        .await;
+    hostile
+        .send(
+            50,
+            &tws::RealTimeBarsRequest {
+                req_id: Some(11),
+                contract: aapl(),
+                bar_size: Some(i32::MIN),
+                what_to_show: Some("BID_ASK".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    // Not protobuf at all.
+    for id in [20i32, 50, 87, 25, 51, 90] {
+        let mut frame = (4u32 + 3).to_be_bytes().to_vec();
+        frame.extend_from_slice(&(id + 200).to_be_bytes());
+        frame.extend_from_slice(&[0xff, 0xff, 0xff]);
+        hostile.send_bytes(&frame).await;
+    }
+    hostile
+        .send(raw::REQ_CURRENT_TIME, &tws::EmptyRequest {})
+        .await;
+    let frames = hostile
+        .frames_for(std::time::Duration::from_millis(500))
+        .await;
+    assert!(
+        frames.iter().any(|f| f.id == raw::CURRENT_TIME),
+        "the connection keeps serving"
+    );
+    let errors: Vec<i32> = frames
+        .iter()
+        .filter(|f| f.id == raw::ERROR)
+        .map(|f| raw::error(f).id.unwrap_or(-1))
+        .collect();
+    // An end in the future is now (as IB takes it): request 2 gets bars.
+    assert!(
+        frames.iter().any(|f| f.id == 17),
+        "request 2 answered with bars"
+    );
+    for id in (1..=11).filter(|id| *id != 2) {
+        assert!(
+            errors.contains(&id),
+            "no error for request {id}: {errors:?}"
+        );
+    }
+    assert_eq!(sim.control().stats().connections, 1);
+    sim.shutdown().await;
+}

@@ -233,3 +233,108 @@ impl Bars {
             .map_err(unwrap_pacing)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::bars::source::{BarStream, HistoryAsk};
+    use crate::bars::spec::BarSize;
+    use crate::fanout::SourceError;
+    use crate::ib::MessagePacer;
+    use crate::ib::historical_pacer::HistoricalRules;
+    use crate::metrics::Metrics;
+
+    /// IB as a counter: a flat bar for every step of the window.
+    #[derive(Default)]
+    struct Counted(AtomicUsize);
+
+    impl HistorySource for Counted {
+        fn realtime_bars(
+            &self,
+            _: &ContractSpec,
+            _: WhatToShow,
+            _: bool,
+        ) -> BoxFuture<'static, Result<BarStream, SourceError>> {
+            async { Err(SourceError::LinkDown) }.boxed()
+        }
+
+        fn bars(
+            &self,
+            ask: HistoryAsk,
+            _: Duration,
+        ) -> BoxFuture<'static, Result<Vec<StoredBar>, SourceError>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            let step = ask.size.seconds() as i64;
+            let bars = (ask.start.div_euclid(step)..=ask.end.div_euclid(step))
+                .map(|i| StoredBar {
+                    time: i * step,
+                    open: 1.0,
+                    high: 1.0,
+                    low: 1.0,
+                    close: 1.0,
+                    volume: 1.0,
+                    wap: 1.0,
+                    count: 1,
+                })
+                .collect();
+            async move { Ok(bars) }.boxed()
+        }
+
+        fn head_timestamp(
+            &self,
+            _: &ContractSpec,
+            _: WhatToShow,
+            _: bool,
+            _: Duration,
+        ) -> BoxFuture<'static, Result<i64, SourceError>> {
+            async { Ok(0) }.boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_ending_now_is_cached_up_to_its_last_whole_bar() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::store::sqlite_url(&dir.path().join("b.db")))
+            .await
+            .unwrap();
+        let source = Arc::new(Counted::default());
+        let pacer = HistoricalPacer::new(
+            HistoricalRules::scaled(1e-6),
+            MessagePacer::new(1_000, Arc::new(Metrics::default())),
+        );
+        let bars = Bars::new(source.clone(), Some(store), pacer, Duration::from_secs(5));
+        let contract = ContractSpec {
+            con_id: 1,
+            ..Default::default()
+        };
+        let ask = || {
+            let now = now_secs();
+            BarQuery {
+                con_id: 1,
+                size: BarSize::Day1,
+                what: WhatToShow::Trades,
+                regular_hours: false,
+                start: now - 10 * 86_400,
+                end: now,
+            }
+        };
+        let first = bars.get(&contract, &ask(), false).await.unwrap();
+        assert_eq!(first.origin, BarOrigin::Ib);
+        // Whole days only: the forming day is not among them.
+        assert!(first.bars.iter().all(|b| b.time + 86_400 <= now_secs()));
+        assert!((9..=10).contains(&first.bars.len()), "{}", first.bars.len());
+        let again = bars.get(&contract, &ask(), false).await.unwrap();
+        assert_eq!(
+            again.origin,
+            BarOrigin::Cache,
+            "a later now, the same whole days"
+        );
+        assert_eq!(again.bars, first.bars);
+        assert_eq!(source.0.load(Ordering::SeqCst), 1);
+    }
+}

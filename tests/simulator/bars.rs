@@ -289,3 +289,78 @@ async fn hostile_bar_requests_get_errors_and_the_connection_goes_on() {
     assert_eq!(sim.control().stats().connections, 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn realtime_bars_are_the_trades_of_their_five_seconds() {
+    use ibapi::contracts::tick_types::TickType;
+    use ibapi::market_data::realtime::TickTypes;
+    let sim = start().await;
+    let client = std::sync::Arc::new(connect(&sim, 1).await);
+    let aapl = Contract::stock("AAPL").build();
+    let mut ticks = client.market_data(&aapl).subscribe().await.unwrap();
+    // Trades as the ticks tell them: the price (LAST), then its time (LAST_TIMESTAMP).
+    let trades = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i64, f64)>::new()));
+    let seen = trades.clone();
+    let reader = tokio::spawn(async move {
+        let mut price = None;
+        let mut first = true;
+        while let Some(Ok(item)) = ticks.next().await {
+            match item {
+                SubscriptionItem::Data(TickTypes::PriceSize(p))
+                    if p.price_tick_type == TickType::Last =>
+                {
+                    price = Some(p.price);
+                }
+                SubscriptionItem::Data(TickTypes::String(s))
+                    if s.tick_type == TickType::LastTimestamp =>
+                {
+                    // The snapshot's last trade predates the subscription.
+                    if let (Some(p), false) = (price.take(), first) {
+                        seen.lock().unwrap().push((s.value.parse().unwrap(), p));
+                    }
+                    first = false;
+                }
+                _ => {}
+            }
+        }
+    });
+    let mut bars = client
+        .realtime_bars(&aapl)
+        .what_to_show(RealtimeWhat::Trades)
+        .trading_hours(TradingHours::Extended)
+        .subscribe()
+        .await
+        .unwrap();
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        let bar: ibapi::market_data::realtime::Bar = next_data(&mut bars).await;
+        live.push(bar);
+    }
+    // The ticks of the last bar's seconds came before it on the same socket.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    reader.abort();
+    let trades = trades.lock().unwrap().clone();
+    // The first bar may have begun before the tick subscription.
+    for bar in &live[1..] {
+        let t = bar.date.unix_timestamp();
+        let prices: Vec<f64> = trades
+            .iter()
+            .filter(|(s, _)| *s >= t && *s < t + 5)
+            .map(|(_, p)| *p)
+            .collect();
+        assert_eq!(
+            prices.len() as i32,
+            bar.count,
+            "one trade per count: {bar:?} {prices:?}"
+        );
+        if let (Some(first), Some(last)) = (prices.first(), prices.last()) {
+            let high = prices.iter().copied().fold(f64::MIN, f64::max);
+            let low = prices.iter().copied().fold(f64::MAX, f64::min);
+            assert_eq!(
+                (bar.open, bar.high, bar.low, bar.close),
+                (*first, high, low, *last),
+                "{bar:?} {prices:?}"
+            );
+        }
+    }
+}

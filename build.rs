@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_transport(false)
         // Undecodable requests are the caller's mistake, not an internal error.
         .codec_path("crate::proto::codec::ProtoCodec")
+        // A status is rare beside the bars of a bar stream: boxed, every bar event stays
+        // the size of a bar.
+        .boxed(".ibstream.v1.StreamBarsResponse.event.status")
         .compile_fds(fds.clone())?;
     // MarketDataService's server is generated again, with frames as StreamQuotes'
     // responses; its client stays the one generated above.

@@ -8,6 +8,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_tables;
+mod m20261130_000001_create_bar_cache;
 
 /// Every migration of the ibstream schema, in order.
 pub struct Migrator;
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20261124_000001_create_tables::Migration),
+            Box::new(m20261130_000001_create_bar_cache::Migration),
+        ]
     }
 }

@@ -144,6 +144,9 @@ pub struct MarketDataConfig {
     /// Deadline for one-off requests to the gateway (contract details, snapshots).
     #[serde(deserialize_with = "duration::deserialize")]
     pub request_timeout: Duration,
+    /// Multiplies the windows of IB's historical pacing rules (15 s, 2 s, 10 min); 1 is
+    /// IB's rules. Only a simulator with rules shrunk alike takes less.
+    pub historical_pacing_scale: f64,
 }
 
 impl Default for Config {
@@ -194,6 +197,7 @@ impl Default for MarketDataConfig {
             risk_free_rate: 0.045,
             dividend_yield: 0.0,
             request_timeout: Duration::from_secs(10),
+            historical_pacing_scale: 1.0,
         }
     }
 }

@@ -130,6 +130,39 @@ fn python_examples_stream_quotes_and_a_chain_with_greeks() {
 }
 
 #[test]
+fn python_example_loads_bars_into_a_dataframe() {
+    let dir = repo().join("examples/python");
+    if !python_ready(&dir)
+        || !tool_available(
+            "python3",
+            &["-c", "import pandas"],
+            "python3 with pandas (pip install -r examples/python/requirements.txt)",
+            Some(&dir),
+        )
+    {
+        return;
+    }
+    let demo = Demo::start();
+    let args = ["AAPL", "--size", "1m", "--duration", "1800 S"];
+    let out = example("python3", &dir, "bars_dataframe.py", &demo, &args);
+    assert!(out.status.success(), "{}", out.describe());
+    let summary = lines_with(&out, "bars=");
+    assert_eq!(summary.len(), 1, "{}", out.describe());
+    let line = summary[0];
+    // Whole minutes of the last half hour: 29, or 30 on a whole minute.
+    let bars = number(line, "bars").unwrap();
+    assert!((29.0..=30.0).contains(&bars), "{line}");
+    assert!(line.contains("from_cache=False"), "{line}");
+    let (high, low) = (number(line, "high").unwrap(), number(line, "low").unwrap());
+    assert!(low > 0.0 && high >= low, "{line}");
+    assert!(
+        out.stdout.contains("open") && out.stdout.contains("close"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
 fn python_example_fails_when_data_is_missing() {
     let dir = repo().join("examples/python");
     if !python_ready(&dir) {

@@ -1,6 +1,8 @@
 //! `MarketDataService` against the simulated gateway, over real gRPC connections.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
+#[path = "market_data/bars.rs"]
+mod bars;
 #[path = "market_data/chains.rs"]
 mod chains;
 #[path = "market_data/errors.rs"]

@@ -1,6 +1,8 @@
 //! The simulated gateway driven by the unmodified `ibapi` async client over real sockets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
+#[path = "simulator/bars.rs"]
+mod bars;
 #[path = "simulator/common.rs"]
 mod common;
 #[path = "simulator/connect.rs"]

@@ -114,4 +114,23 @@ impl MarketDataService for Baseline {
     ) -> Result<Response<Self::StreamOptionChainStream>, Status> {
         Err(Status::unimplemented("baseline"))
     }
+    async fn get_historical_bars(
+        &self,
+        _r: Request<pb::GetHistoricalBarsRequest>,
+    ) -> Result<Response<pb::GetHistoricalBarsResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    type StreamBarsStream = Boxed<pb::StreamBarsResponse>;
+    async fn stream_bars(
+        &self,
+        _r: Request<pb::StreamBarsRequest>,
+    ) -> Result<Response<Self::StreamBarsStream>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    async fn get_head_timestamp(
+        &self,
+        _r: Request<pb::GetHeadTimestampRequest>,
+    ) -> Result<Response<pb::GetHeadTimestampResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
 }

@@ -6,6 +6,7 @@ use tonic::Status;
 
 use super::auth::{AuthError, KeyRejection};
 use super::limits::StreamLimitReached;
+use crate::bars::BarsError;
 use crate::crypto::CryptoError;
 use crate::fanout::FanoutError;
 use crate::ib::{ConnectFailure, ConnectFailureKind, SessionError};
@@ -140,6 +141,23 @@ impl From<FanoutError> for Status {
         match err {
             FanoutError::InvalidArgument { field, reason } => invalid(field, reason).into(),
             other => Status::new(fanout_code(&other), other.to_string()),
+        }
+    }
+}
+
+impl From<BarsError> for Status {
+    fn from(err: BarsError) -> Status {
+        match err {
+            BarsError::PacingFull { retry_after } => {
+                let mut status = Status::resource_exhausted(err.to_string());
+                // gRPC's own server pushback header: retrying clients honour it.
+                if let Ok(ms) = retry_after.as_millis().to_string().parse() {
+                    status.metadata_mut().insert("grpc-retry-pushback-ms", ms);
+                }
+                status
+            }
+            BarsError::Source(e) => e.into(),
+            BarsError::Store(_) => Status::unavailable(err.to_string()),
         }
     }
 }

@@ -25,10 +25,12 @@ use crate::api::convert::session_profile;
 use crate::api::market_data::{MarketDataParts, MarketDataSettings, SettingsHandle};
 use crate::api::{KeyVerifier, Server, ServerContext, ServerHandle, ServerParts};
 use crate::api::{StreamGate, StreamLimiter};
+use crate::bars::{Bars, IbHistory, LiveBars};
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::fanout::contracts::{ContractStore, Contracts};
 use crate::fanout::{Chains, Fanout, IbSource, MarketDataSource};
+use crate::ib::historical_pacer::{HistoricalPacer, HistoricalRules};
 use crate::ib::{Session, SessionSettings};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -122,13 +124,30 @@ impl App {
         let settings = MarketDataSettings::from_config(&config, &active);
         let source = IbSource::new(&session);
         let cache: Arc<dyn ContractStore> = Arc::new(StoreContracts(store.clone()));
-        let market_data = market_data_parts(
+        let mut market_data = market_data_parts(
             source.clone(),
             Some(cache),
             settings,
             metrics.clone(),
             streams.clone(),
         );
+        let history = IbHistory::new(session.link(), session.pacer());
+        let bars = Bars::new(
+            history.clone(),
+            Some(store.clone()),
+            HistoricalPacer::new(
+                HistoricalRules::scaled(settings.historical_pacing_scale),
+                session.pacer(),
+            ),
+            settings.request_timeout,
+        );
+        market_data.live_bars = Some(LiveBars::new(
+            history,
+            bars.clone(),
+            market_data.fanout.clone(),
+            settings.fanout.linger,
+        ));
+        market_data.bars = Some(bars);
         tokio::spawn(follow_profile(SettingsFollower {
             config: config.clone(),
             store: store.clone(),
@@ -183,5 +202,7 @@ pub fn market_data_parts(
         settings: SettingsHandle::new(settings),
         metrics,
         streams,
+        bars: None,
+        live_bars: None,
     }
 }

@@ -29,6 +29,7 @@ impl MarketDataSettings {
             max_instruments_per_request: config.server.max_instruments_per_request as usize,
             max_streams_per_key: config.server.max_streams_per_key as usize,
             message_rate: profile.message_rate,
+            historical_pacing_scale: config.market_data.historical_pacing_scale,
         }
     }
 }

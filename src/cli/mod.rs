@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod allocator;
+pub mod bars;
 pub mod chain;
 pub mod demo;
 pub mod drill;
@@ -38,6 +39,8 @@ pub enum Command {
     Demo(demo::Args),
     /// Stream live quotes from a server: a refreshing table, or lines when piped.
     Quotes(quotes::Args),
+    /// Historical bars from a server, and with --follow live bars after them.
+    Bars(bars::Args),
     /// Stream an option chain with Greeks from a server: calls | strike | puts.
     Chain(chain::Args),
     /// Show the server's IB session: state, version, heartbeat, lines, message rate.
@@ -54,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Quotes(args) => quotes::run(args).await,
+        Command::Bars(args) => bars::run(args).await,
         Command::Chain(args) => chain::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Drill(args) => drill::run(args).await,

@@ -62,6 +62,7 @@ impl Args {
             accounts: self.accounts.clone(),
             server_version: self.server_version,
             no_live_permission: self.no_live_permission.clone(),
+            ..SimConfig::default()
         }
     }
 }

@@ -106,6 +106,12 @@ impl Config {
                 "must be an annual yield between 0 and 1",
             ));
         }
+        if !(md.historical_pacing_scale > 0.0 && md.historical_pacing_scale <= 1.0) {
+            return Err(invalid(
+                "market_data.historical_pacing_scale",
+                "must be above 0 and at most 1",
+            ));
+        }
         positive("market_data.request_timeout", md.request_timeout)
     }
 }

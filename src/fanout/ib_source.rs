@@ -144,7 +144,7 @@ pub(crate) fn data_notice(effect: &NoticeEffect) -> Option<DataNotice> {
 /// An `ibapi` subscription whose drop, which writes IB's cancel unless IB ended the
 /// request, waits for the pacer first: `ibapi`'s own limiter lets cancels through at
 /// once, and they count against the same budget.
-struct Paced<S: Send + 'static> {
+pub(crate) struct Paced<S: Send + 'static> {
     sub: Option<S>,
     pacer: MessagePacer,
     /// IB ended the request (end marker, snapshot end): dropping sends nothing.
@@ -152,7 +152,7 @@ struct Paced<S: Send + 'static> {
 }
 
 impl<S: Send + 'static> Paced<S> {
-    fn new(sub: S, pacer: &MessagePacer) -> Self {
+    pub(crate) fn new(sub: S, pacer: &MessagePacer) -> Self {
         Paced {
             sub: Some(sub),
             pacer: pacer.clone(),
@@ -161,7 +161,7 @@ impl<S: Send + 'static> Paced<S> {
     }
 
     /// The subscription; `None` only while it is being dropped.
-    fn get_mut(&mut self) -> Option<&mut S> {
+    pub(crate) fn get_mut(&mut self) -> Option<&mut S> {
         self.sub.as_mut()
     }
 

@@ -99,6 +99,15 @@ where
         self.lock().insert(key, Entry::Known(value));
     }
 
+    /// Forgets the kept answer for `key` (a look-up in flight stays): for answers kept
+    /// elsewhere, where only the single flight is wanted.
+    pub fn forget(&self, key: &K) {
+        let mut entries = self.lock();
+        if matches!(entries.get(key), Some(Entry::Known(_))) {
+            entries.remove(key);
+        }
+    }
+
     /// Look-ups in flight now.
     pub fn in_flight(&self) -> usize {
         self.lock()

@@ -46,7 +46,7 @@ pub use feed::{FeedStatus, FeedView};
 pub use greeks_calc::GreeksParams;
 pub use ib_source::IbSource;
 pub use reader::{Reader, ReaderEvent, StatusKind};
-pub use registry::{Fanout, FanoutSettings, FeedRef, LineUsage, SubscriptionInfo};
+pub use registry::{Fanout, FanoutSettings, FeedRef, LineHold, LineUsage, SubscriptionInfo};
 pub use source::{
     DataNotice, LinkState, MarketDataSource, SourceError, SourceEvent, StampedNotice, TickStream,
 };

@@ -2,7 +2,7 @@
 //! kept for a short linger after the last reader leaves, and bounded by the line budget.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -78,6 +78,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     settings: Mutex<FanoutSettings>,
     feeds: Mutex<HashMap<i64, Entry>>,
+    /// Lines held outside the quote feeds (real-time bars); changed under `feeds`' lock.
+    other_lines: AtomicUsize,
 }
 
 /// The shared fan-out cache. Cloning is cheap.
@@ -107,6 +109,25 @@ impl FeedRef {
     /// The latest value.
     pub fn current(&self) -> Arc<FeedView> {
         self.rx.borrow().clone()
+    }
+}
+
+/// A market-data line held outside the quote feeds; dropping it gives the line back.
+pub struct LineHold {
+    inner: Arc<Inner>,
+}
+
+impl Drop for LineHold {
+    fn drop(&mut self) {
+        let feeds = lock(&self.inner.feeds);
+        self.inner.other_lines.fetch_sub(1, Ordering::Relaxed);
+        self.inner.update_gauges(&feeds);
+    }
+}
+
+impl std::fmt::Debug for LineHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineHold").finish_non_exhaustive()
     }
 }
 
@@ -144,6 +165,7 @@ impl Fanout {
                 metrics,
                 settings: Mutex::new(settings),
                 feeds: Mutex::new(HashMap::new()),
+                other_lines: AtomicUsize::new(0),
             }),
         }
     }
@@ -174,7 +196,7 @@ impl Fanout {
     pub fn line_usage(&self) -> LineUsage {
         let feeds = lock(&self.inner.feeds);
         LineUsage {
-            in_use: Inner::lines_in_use(&feeds),
+            in_use: Inner::lines_in_use(&feeds) + self.inner.other(),
             budget: self.settings().line_budget,
         }
     }
@@ -188,6 +210,31 @@ impl Fanout {
         }
     }
 
+    /// Takes one market-data line for a subscription outside the quote feeds (IB counts a
+    /// real-time bar subscription as a line), evicting a lingering instrument if that
+    /// makes room; `LineBudget` when none is free. The line is given back on drop.
+    pub fn hold_line(&self) -> Result<LineHold, FanoutError> {
+        let budget = self.settings().line_budget;
+        let mut feeds = lock(&self.inner.feeds);
+        if Inner::lines_in_use(&feeds) + self.inner.other() >= budget {
+            Inner::evict_lingering(&mut feeds, 1);
+        }
+        let in_use = Inner::lines_in_use(&feeds) + self.inner.other();
+        if in_use >= budget {
+            return Err(FanoutError::LineBudget {
+                in_use,
+                budget,
+                free: 0,
+                requested: 1,
+            });
+        }
+        self.inner.other_lines.fetch_add(1, Ordering::Relaxed);
+        self.inner.update_gauges(&feeds);
+        Ok(LineHold {
+            inner: self.inner.clone(),
+        })
+    }
+
     /// Takes a hold on every contract (resolved, with a conId), subscribing at IB those no
     /// one holds yet. All or nothing: if the new instruments need more lines than are free
     /// (after evicting lingering ones), nothing is taken and `LineBudget` says why.
@@ -198,7 +245,8 @@ impl Fanout {
     ) -> Result<Vec<FeedRef>, FanoutError> {
         let settings = self.settings();
         let mut feeds = lock(&self.inner.feeds);
-        let lines = Inner::reserve(&mut feeds, contracts, settings.line_budget);
+        let other = self.inner.other();
+        let lines = Inner::reserve(&mut feeds, contracts, settings.line_budget, other);
         if !lines.refused.is_empty() {
             return Err(lines.shortage());
         }
@@ -220,7 +268,8 @@ impl Fanout {
     ) -> Vec<Result<FeedRef, FanoutError>> {
         let settings = self.settings();
         let mut feeds = lock(&self.inner.feeds);
-        let lines = Inner::reserve(&mut feeds, contracts, settings.line_budget);
+        let other = self.inner.other();
+        let lines = Inner::reserve(&mut feeds, contracts, settings.line_budget, other);
         let refs = contracts
             .iter()
             .map(|c| match lines.refused.contains(&c.con_id) {
@@ -343,6 +392,7 @@ impl Inner {
         feeds: &mut HashMap<i64, Entry>,
         contracts: &[Arc<ContractSpec>],
         budget: usize,
+        other: usize,
     ) -> Reservation {
         let mut new_ids: Vec<i64> = Vec::new();
         let mut seen = HashSet::new();
@@ -352,11 +402,11 @@ impl Inner {
             }
         }
         let needed = new_ids.len();
-        let in_use = Inner::lines_in_use(feeds);
+        let in_use = Inner::lines_in_use(feeds) + other;
         if in_use + needed > budget {
             Inner::evict_lingering(feeds, in_use + needed - budget);
         }
-        let in_use = Inner::lines_in_use(feeds);
+        let in_use = Inner::lines_in_use(feeds) + other;
         let free = budget.saturating_sub(in_use);
         Reservation {
             in_use,
@@ -364,6 +414,10 @@ impl Inner {
             requested: needed,
             refused: new_ids.into_iter().skip(free).collect(),
         }
+    }
+
+    fn other(&self) -> usize {
+        self.other_lines.load(Ordering::Relaxed)
     }
 
     fn lines_in_use(feeds: &HashMap<i64, Entry>) -> usize {
@@ -390,7 +444,7 @@ impl Inner {
     fn update_gauges(&self, feeds: &HashMap<i64, Entry>) {
         self.metrics
             .lines_in_use
-            .set(Self::lines_in_use(feeds) as i64);
+            .set((Self::lines_in_use(feeds) + self.other()) as i64);
         self.metrics.instruments_cached.set(feeds.len() as i64);
     }
 

@@ -20,6 +20,7 @@ pub mod connector;
 pub mod data_type;
 pub mod error;
 pub mod health;
+pub mod historical_pacer;
 pub mod link;
 pub mod notices;
 pub mod pacer;

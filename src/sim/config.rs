@@ -37,6 +37,8 @@ pub struct SimConfig {
     /// Symbols without a live market-data subscription: type 1 requests get error 354,
     /// delayed types get notice 10167 and delayed ticks.
     pub no_live_permission: Vec<String>,
+    /// IB's historical-data pacing rules (error 162 when broken); tests shrink the windows.
+    pub historical_rules: crate::ib::historical_pacer::HistoricalRules,
 }
 
 impl Default for SimConfig {
@@ -52,6 +54,7 @@ impl Default for SimConfig {
             accounts: vec!["DU1234567".to_string()],
             server_version: MAX_SERVER_VERSION,
             no_live_permission: Vec::new(),
+            historical_rules: crate::ib::historical_pacer::HistoricalRules::IB,
         }
     }
 }
@@ -101,6 +104,13 @@ pub(crate) fn validate(config: &SimConfig) -> Result<(), SimError> {
     }
     if config.max_messages_per_second == 0 {
         return invalid("max_messages_per_second", "must be at least 1");
+    }
+    let rules = &config.historical_rules;
+    if rules.identical_gap > MAX_DURATION
+        || rules.burst_window > MAX_DURATION
+        || rules.window > MAX_DURATION
+    {
+        return invalid("historical_rules", "windows must be at most 365 days");
     }
     if config.accounts.iter().any(|a| a.contains(',')) {
         return invalid("accounts", "account ids cannot contain commas");

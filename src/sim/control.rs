@@ -43,6 +43,10 @@ pub struct SimStats {
     pub connections_refused: u64,
     /// Instruments with a running producer.
     pub active_instruments: u32,
+    /// Historical requests served (bars and head timestamps).
+    pub historical_requests: u64,
+    /// Historical requests refused with error 162 for breaking IB's pacing rules.
+    pub historical_pacing_violations: u64,
 }
 
 /// Handle on a running simulator's knobs and faults.
@@ -73,6 +77,8 @@ impl SimControl {
             connections_accepted: c.connections_accepted.load(Ordering::Relaxed),
             connections_refused: c.connections_refused.load(Ordering::Relaxed),
             active_instruments: self.shared.feeds.active() as u32,
+            historical_requests: c.historical_requests.load(Ordering::Relaxed),
+            historical_pacing_violations: c.historical_pacing_violations.load(Ordering::Relaxed),
         }
     }
 
@@ -86,6 +92,8 @@ impl SimControl {
         c.connections_refused.store(0, Ordering::Relaxed);
         lock(&c.requests_by_type).clear();
         lock(&c.errors_sent).clear();
+        c.historical_requests.store(0, Ordering::Relaxed);
+        c.historical_pacing_violations.store(0, Ordering::Relaxed);
     }
 
     /// Closes every client socket at once; returns how many.

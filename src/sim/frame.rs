@@ -33,6 +33,12 @@ pub mod inbound {
     pub const REQ_MATCHING_SYMBOLS: i32 = 81;
     pub const REQ_CURRENT_TIME_IN_MILLIS: i32 = 105;
     pub const CANCEL_CONTRACT_DATA: i32 = 106;
+    pub const REQ_HISTORICAL_DATA: i32 = 20;
+    pub const CANCEL_HISTORICAL_DATA: i32 = 25;
+    pub const REQ_REAL_TIME_BARS: i32 = 50;
+    pub const CANCEL_REAL_TIME_BARS: i32 = 51;
+    pub const REQ_HEAD_TIMESTAMP: i32 = 87;
+    pub const CANCEL_HEAD_TIMESTAMP: i32 = 90;
 }
 
 /// Logical ids of the messages the simulator sends (gateway → client).
@@ -55,6 +61,10 @@ pub mod outbound {
     pub const SYMBOL_SAMPLES: i32 = 79;
     pub const TICK_REQ_PARAMS: i32 = 81;
     pub const CURRENT_TIME_IN_MILLIS: i32 = 109;
+    pub const HISTORICAL_DATA: i32 = 17;
+    pub const REAL_TIME_BARS: i32 = 50;
+    pub const HEAD_TIMESTAMP: i32 = 88;
+    pub const HISTORICAL_DATA_END: i32 = 108;
 }
 
 /// Why an inbound frame could not be read; each ends the connection it came from.

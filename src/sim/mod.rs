@@ -38,6 +38,8 @@ mod feed;
 pub mod frame;
 mod grpc;
 mod handshake;
+mod historical_pacing;
+pub mod history;
 mod inbound;
 pub mod model;
 mod option_model;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use time::{OffsetDateTime, Time};
 
 use super::catalog::Kind;
+use super::history::History;
 pub use super::option_model::OptionQuote;
 use super::option_model::OptionState;
 use super::ticks::{GatedTick, TickUpdate};
@@ -53,6 +54,8 @@ pub struct Market {
     seed: u64,
     underlyings: HashMap<usize, Mutex<UnderlyingState>>,
     options: Mutex<HashMap<usize, OptionState>>,
+    /// Every step, recorded into bars.
+    history: History,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,7 +81,13 @@ impl Market {
             seed,
             underlyings,
             options: Mutex::new(HashMap::new()),
+            history: History::new(seed, now),
         }
+    }
+
+    /// The bars of the market: recorded steps, and the seeded path before them.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// The instruments this market trades.
@@ -95,6 +104,8 @@ impl Market {
     pub fn step_underlying(&self, index: usize, now: OffsetDateTime) -> Option<TickUpdate> {
         let mut state = lock(self.underlyings.get(&index)?);
         let ticks = state.step(now.unix_timestamp());
+        self.history
+            .record(index, now.unix_timestamp(), &state.sample());
         Some(TickUpdate::new(state.mid, ticks))
     }
 

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::cmd::historical::RealtimeBars;
 use super::cmd::{self, Command, DataType, Lines};
 use super::frame::InboundFrame;
+use super::historical_pacing::HistoricalPacing;
 use super::pacing::Pacing;
 use super::state::{Outbox, Shared};
 
@@ -24,6 +26,10 @@ pub(crate) struct Session {
     lines: Lines,
     /// Inbound message rate.
     pacing: Pacing,
+    /// Historical requests, under IB's historical pacing rules.
+    historical: HistoricalPacing,
+    /// Real-time bar subscriptions by request id.
+    realtime_bars: RealtimeBars,
 }
 
 impl Session {
@@ -34,6 +40,8 @@ impl Session {
             data_type: DataType::default(),
             lines: Lines::default(),
             pacing: Pacing::default(),
+            historical: HistoricalPacing::default(),
+            realtime_bars: RealtimeBars::default(),
         }
     }
 
@@ -44,6 +52,7 @@ impl Session {
         let command = Command::from_frame(frame);
         self.shared.count_request(command.name());
         let now = arrived;
+        self.historical.arrived(arrived);
         let rate = self.pacing.arrive(now);
         self.shared.record_rate(rate as u32);
         if rate > self.shared.max_messages_per_second as usize {
@@ -100,6 +109,21 @@ impl Session {
             Command::SymbolSearch(req) => {
                 cmd::reference::matching_symbols(universe, out, req).await
             }
+            Command::HistoricalData(req) => {
+                cmd::historical::historical_data(shared, out, &mut self.historical, req).await
+            }
+            Command::HeadTimestamp(req) => {
+                cmd::historical::head_timestamp(shared, out, &mut self.historical, req).await
+            }
+            Command::RealTimeBars(req) => {
+                let subs = &mut self.realtime_bars;
+                cmd::historical::realtime_bars(shared, out, subs, &mut self.historical, req).await
+            }
+            Command::CancelRealTimeBars { req_id } => {
+                self.realtime_bars.cancel(req_id);
+                true
+            }
+            Command::CancelHistorical { .. } => true,
             Command::CurrentTime => cmd::gateway::current_time(out).await,
             Command::CurrentTimeInMillis => cmd::gateway::current_time_in_millis(out).await,
             Command::ManagedAccounts => cmd::gateway::managed_accounts(out, &shared.accounts).await,

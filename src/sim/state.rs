@@ -94,6 +94,10 @@ pub(crate) struct Counters {
     pub connections_refused: AtomicU64,
     pub requests_by_type: Mutex<HashMap<&'static str, u64>>,
     pub errors_sent: Mutex<HashMap<i32, u64>>,
+    /// Historical requests served (bars and head timestamps).
+    pub historical_requests: AtomicU64,
+    /// Historical requests refused for breaking IB's pacing rules (error 162).
+    pub historical_pacing_violations: AtomicU64,
 }
 
 /// Everything one simulator's connections share.
@@ -103,6 +107,7 @@ pub(crate) struct Shared {
     pub server_version: i32,
     pub max_messages_per_second: u32,
     pub disconnect_after_violations: Option<u32>,
+    pub historical_rules: crate::ib::historical_pacer::HistoricalRules,
     pub line_limit: AtomicU32,
     pub universe: Arc<Universe>,
     pub market: Arc<Market>,
@@ -133,6 +138,7 @@ impl Shared {
             server_version: config.server_version,
             max_messages_per_second: config.max_messages_per_second,
             disconnect_after_violations: config.disconnect_after_violations,
+            historical_rules: config.historical_rules,
             line_limit: AtomicU32::new(config.line_limit),
             universe,
             feeds: FeedHub::new(market.clone(), interval_rx),

@@ -51,6 +51,17 @@ pub(super) struct UnderlyingState {
     put_volume: f64,
     call_oi: f64,
     put_oi: f64,
+    /// The trade of the last step (price, size), if it traded.
+    traded: Option<(f64, f64)>,
+}
+
+/// What one step left: the quote and the trade, recorded into bars.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct StepSample {
+    pub mid: f64,
+    pub bid: f64,
+    pub ask: f64,
+    pub trade: Option<(f64, f64)>,
 }
 
 impl UnderlyingState {
@@ -86,6 +97,7 @@ impl UnderlyingState {
             put_volume: rng.random_range(10_000..200_000) as f64,
             call_oi: rng.random_range(500_000..3_000_000) as f64,
             put_oi: rng.random_range(500_000..3_000_000) as f64,
+            traded: None,
             rng,
         };
         s.quote();
@@ -129,6 +141,7 @@ impl UnderlyingState {
         let (old_bid, old_ask, old_bs, old_as) = (self.bid, self.ask, self.bid_size, self.ask_size);
         self.quote();
         let mut out = Vec::with_capacity(8);
+        self.traded = None;
         if self.has_quotes() {
             if (self.bid, self.bid_size) != (old_bid, old_bs) {
                 out.push(GatedTick::price(tt::BID, self.bid, Some(self.bid_size)));
@@ -150,6 +163,7 @@ impl UnderlyingState {
             };
             self.last_size = self.lot * f64::from(self.rng.random_range(1u32..=5));
             self.last_time = now;
+            self.traded = Some((self.last, self.last_size));
             out.push(self.last_tick());
             if self.kind != Kind::Index {
                 self.volume += self.last_size;
@@ -177,6 +191,16 @@ impl UnderlyingState {
             }
         }
         out
+    }
+
+    /// The quote and trade of the last step.
+    pub(super) fn sample(&self) -> StepSample {
+        StepSample {
+            mid: self.mid,
+            bid: self.bid,
+            ask: self.ask,
+            trade: self.traded,
+        }
     }
 
     fn last_tick(&self) -> GatedTick {

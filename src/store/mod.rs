@@ -12,6 +12,7 @@
 //! (database files created owner-only), `time_codec`, [`unlock`].
 
 mod api_keys;
+mod bars;
 mod contracts;
 mod entity;
 mod error;
@@ -29,6 +30,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use bars::StoredBar;
 pub use error::StoreError;
 pub use events::{ConnectionEvent, NewConnectionEvent};
 pub use profile::{MarketDataType, Profile, ValidationError};

@@ -246,3 +246,65 @@ fn api_key_is_required_once_keys_exist_and_accepted_from_flag_or_env() {
         with_env.describe()
     );
 }
+
+#[test]
+fn bars_piped_prints_one_line_per_bar_and_follows_live_bars() {
+    let demo = Demo::start();
+    let out = client(
+        &demo,
+        &["bars", "AAPL", "--size", "1m", "--duration", "30m"],
+    );
+    // "30m" is not a duration (minutes read as months would be ambiguous): refused.
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(out.stderr.contains("duration"), "{}", out.describe());
+
+    let out = client(
+        &demo,
+        &["bars", "AAPL", "--size", "1m", "--duration", "1800 S"],
+    );
+    assert!(out.status.success(), "{}", out.describe());
+    let bars: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("AAPL bar "))
+        .collect();
+    // Whole minutes of the last half hour: 29, or 30 on a whole minute.
+    assert!((29..=30).contains(&bars.len()), "{}", out.describe());
+    for line in &bars {
+        let (low, high) = (field(line, "low").unwrap(), field(line, "high").unwrap());
+        let close = field(line, "close").unwrap();
+        assert!(low <= close && close <= high, "{line}");
+    }
+
+    let out = client(
+        &demo,
+        &[
+            "bars",
+            "AAPL",
+            "--size",
+            "5s",
+            "--duration",
+            "15 S",
+            "--follow",
+            "--count",
+            "4",
+        ],
+    );
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(
+        out.stdout.contains("AAPL status=subscribed"),
+        "{}",
+        out.describe()
+    );
+    let bars: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("AAPL bar "))
+        .collect();
+    assert_eq!(
+        bars.len(),
+        4,
+        "three from history, one live: {}",
+        out.describe()
+    );
+}

@@ -68,6 +68,15 @@ fn expectations(command: &str) -> &'static [&'static str] {
             &["\"expirations\"", "\"strikes\"", "\"multiplier\""],
         ),
         (
+            "MarketDataService/GetHistoricalBars",
+            &["\"bars\"", "\"open\": ", "\"close\": ", "\"volume\": "],
+        ),
+        ("MarketDataService/GetHeadTimestamp", &["\"headTimestamp\""]),
+        (
+            "MarketDataService/StreamBars",
+            &["INSTRUMENT_STATUS_KIND_SUBSCRIBED", "\"bar\"", "\"open\": "],
+        ),
+        (
             "MarketDataService/StreamOptionChain",
             &[
                 "\"window\"",

@@ -128,6 +128,7 @@ async fn start_server(
     config.market_data.request_timeout = settings.request_timeout;
     config.market_data.risk_free_rate = settings.greeks.risk_free_rate;
     config.market_data.dividend_yield = settings.greeks.dividend_yield;
+    config.market_data.historical_pacing_scale = settings.historical_pacing_scale;
     support::start_server(store, "market data tests", config, session).await
 }
 

@@ -50,7 +50,8 @@ async fn migrations_apply_once(db: &TestDb) {
         .expect("re-running migrations is a no-op");
     assert_eq!(
         Migrator::get_applied_migrations(&raw).await.unwrap().len(),
-        1
+        2,
+        "the tables, then the bar cache"
     );
     let tables = [
         "settings_profiles",
@@ -59,6 +60,8 @@ async fn migrations_apply_once(db: &TestDb) {
         "connection_events",
         "contract_cache",
         "key_check",
+        "bar_cache",
+        "bar_coverage",
     ];
     for table in tables {
         let rows = db

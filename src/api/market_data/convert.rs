@@ -5,11 +5,14 @@ use std::time::{Duration, SystemTime};
 
 use super::MarketDataSettings;
 use crate::api::convert::market_data_type;
+use crate::bars::spec::WhatToShow;
+use crate::bars::{BarAsk, BarsError};
 use crate::fanout::{
     ChainParams, ContractDetails, ContractSpec, DataPolicy, FanoutError, Greeks, GreeksSource,
     LineUsage, Quote, Right, SecType, SubscriptionInfo, SymbolMatch,
 };
 use crate::proto::ibstream::v1 as pb;
+use crate::store::StoredBar;
 
 /// Most characters of a symbol (IB's longest are well under this).
 pub const MAX_SYMBOL_CHARS: usize = 32;
@@ -388,6 +391,57 @@ pub fn limits_to_pb(
         max_streams_per_key: count(settings.max_streams_per_key),
         max_instruments_per_request: count(settings.max_instruments_per_request),
         streams_open: u32::try_from(streams_open.max(0)).unwrap_or(u32::MAX),
+    }
+}
+
+/// A bar request's fields, checked only for shape (the service checks the rest).
+pub fn bar_ask(req: &pb::GetHistoricalBarsRequest) -> Result<BarAsk, BarsError> {
+    let seconds = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| t.seconds);
+    let what = what_to_show_from_pb(req.what_to_show)?;
+    Ok(BarAsk {
+        bar_size: ib_text("bar_size", &req.bar_size, 16)?,
+        what_to_show: what.ib_text().to_owned(),
+        duration: ib_text("duration", &req.duration, 16)?,
+        start: seconds(&req.start),
+        end: seconds(&req.end),
+        regular_hours: req.regular_hours,
+    })
+}
+
+/// The data type of a wire `WhatToShow` (unspecified: trades).
+pub fn what_to_show_from_pb(value: i32) -> Result<WhatToShow, FanoutError> {
+    use pb::WhatToShow as W;
+    Ok(match W::try_from(value) {
+        Ok(W::Unspecified | W::Trades) => WhatToShow::Trades,
+        Ok(W::Midpoint) => WhatToShow::Midpoint,
+        Ok(W::Bid) => WhatToShow::Bid,
+        Ok(W::Ask) => WhatToShow::Ask,
+        Ok(W::BidAsk) => WhatToShow::BidAsk,
+        Ok(W::AdjustedLast) => WhatToShow::AdjustedLast,
+        Ok(W::HistoricalVolatility) => WhatToShow::HistoricalVolatility,
+        Ok(W::ImpliedVolatility) => WhatToShow::ImpliedVolatility,
+        Err(_) => {
+            return Err(FanoutError::invalid(
+                "what_to_show",
+                format!("unknown value {value}"),
+            ));
+        }
+    })
+}
+
+pub fn bar_to_pb(b: &StoredBar) -> pb::Bar {
+    pb::Bar {
+        time: Some(prost_types::Timestamp {
+            seconds: b.time,
+            nanos: 0,
+        }),
+        open: b.open,
+        high: b.high,
+        low: b.low,
+        close: b.close,
+        volume: b.volume,
+        wap: b.wap,
+        count: b.count,
     }
 }
 

@@ -15,12 +15,15 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use self::convert::{
-    MAX_PATTERN_CHARS, chain_to_pb, data_policy_from_pb, details_to_pb, ib_text,
-    instrument_to_spec, limits_to_pb, quote_to_pb, symbol_match_to_pb,
+    MAX_PATTERN_CHARS, bar_ask, bar_to_pb, chain_to_pb, data_policy_from_pb, details_to_pb,
+    ib_text, instrument_to_spec, limits_to_pb, quote_to_pb, symbol_match_to_pb,
+    what_to_show_from_pb,
 };
 use self::quote_stream::QuoteStream;
-use self::streams::{chain_request, chain_stream};
+use self::streams::{bar_events, bar_stream, chain_request, chain_stream};
 use super::lifetime::{BoxedStream, StreamGate};
+use crate::bars::stream::StreamQuery;
+use crate::bars::{BarQuery, Bars, LiveBars};
 use crate::fanout::contracts::Contracts;
 use crate::fanout::{
     Chains, ContractSpec, Fanout, FanoutError, FanoutSettings, GreeksParams, Quote,
@@ -43,6 +46,8 @@ pub struct MarketDataSettings {
     pub max_streams_per_key: usize,
     /// Messages per second to IB (the profile's rate), reported by `ListSubscriptions`.
     pub message_rate: u32,
+    /// Multiplies the windows of IB's historical pacing rules (1: IB's own).
+    pub historical_pacing_scale: f64,
 }
 
 impl Default for MarketDataSettings {
@@ -57,6 +62,7 @@ impl Default for MarketDataSettings {
             max_instruments_per_request: 500,
             max_streams_per_key: 64,
             message_rate: 50,
+            historical_pacing_scale: 1.0,
         }
     }
 }
@@ -92,6 +98,10 @@ pub struct MarketDataParts {
     pub metrics: Arc<Metrics>,
     /// Admits every server stream (permits, shutdown, revocation, gauge).
     pub streams: StreamGate,
+    /// Historical bars and head timestamps (absent: answered UNAVAILABLE).
+    pub bars: Option<Bars>,
+    /// The shared real-time bar feeds (absent: StreamBars answered UNAVAILABLE).
+    pub live_bars: Option<LiveBars>,
 }
 
 /// The service implementation. Cheap to clone.
@@ -151,6 +161,21 @@ impl MarketData {
             .collect()
     }
 
+    /// The contract of a request's required `instrument`.
+    async fn resolve(
+        &self,
+        instrument: Option<&pb::Instrument>,
+    ) -> Result<Arc<crate::fanout::ContractDetails>, FanoutError> {
+        let instrument =
+            instrument.ok_or_else(|| FanoutError::invalid("instrument", "required"))?;
+        let spec = instrument_to_spec(instrument, "instrument")?;
+        self.parts.contracts.resolve(&spec).await
+    }
+
+    fn bars(&self) -> Result<&Bars, FanoutError> {
+        self.parts.bars.as_ref().ok_or(FanoutError::Unavailable)
+    }
+
     /// Whether a request with this wire data policy may read delayed data.
     fn allows_delayed(&self, data_policy: i32) -> Result<bool, FanoutError> {
         Ok(self
@@ -182,6 +207,70 @@ impl MarketData {
 impl MarketDataService for MarketData {
     type StreamQuotesStream = BoxedStream<QuotesFrame>;
     type StreamOptionChainStream = BoxedStream<pb::StreamOptionChainResponse>;
+    type StreamBarsStream = BoxedStream<pb::StreamBarsResponse>;
+
+    async fn stream_bars(
+        &self,
+        request: Request<pb::StreamBarsRequest>,
+    ) -> Result<Response<Self::StreamBarsStream>, Status> {
+        let guard = self.parts.streams.admit(&request)?;
+        let req = request.into_inner();
+        let what = what_to_show_from_pb(req.what_to_show)?;
+        let query = StreamQuery::new(&req.bar_size, what, req.regular_hours, req.history_bars)?;
+        let (bars, live) = match (&self.parts.bars, &self.parts.live_bars) {
+            (Some(b), Some(l)) => (b.clone(), l),
+            _ => return Err(FanoutError::Unavailable.into()),
+        };
+        let details = self.resolve(req.instrument.as_ref()).await?;
+        let lease = live.open(&details.contract, query.what, query.regular_hours)?;
+        let instrument = details_to_pb(&details).instrument.unwrap_or_default();
+        let events = bar_events(bars, lease, details.contract.clone(), query);
+        Ok(Response::new(guard.wrap(bar_stream(instrument, events))))
+    }
+
+    async fn get_historical_bars(
+        &self,
+        request: Request<pb::GetHistoricalBarsRequest>,
+    ) -> Result<Response<pb::GetHistoricalBarsResponse>, Status> {
+        let req = request.into_inner();
+        let ask = bar_ask(&req)?;
+        let details = self.resolve(req.instrument.as_ref()).await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let query = BarQuery::new(details.contract.con_id, &ask, now)?;
+        let answer = self
+            .bars()?
+            .get(&details.contract, &query, req.wait_for_pacing)
+            .await?;
+        Ok(Response::new(pb::GetHistoricalBarsResponse {
+            instrument: Some(details_to_pb(&details).instrument.unwrap_or_default()),
+            bars: answer.bars.iter().map(bar_to_pb).collect(),
+            from_cache: answer.origin == crate::bars::BarOrigin::Cache,
+        }))
+    }
+
+    async fn get_head_timestamp(
+        &self,
+        request: Request<pb::GetHeadTimestampRequest>,
+    ) -> Result<Response<pb::GetHeadTimestampResponse>, Status> {
+        let req = request.into_inner();
+        let what = what_to_show_from_pb(req.what_to_show)?;
+        let details = self.resolve(req.instrument.as_ref()).await?;
+        let head = self
+            .bars()?
+            .head_timestamp(
+                &details.contract,
+                what,
+                req.regular_hours,
+                req.wait_for_pacing,
+            )
+            .await?;
+        Ok(Response::new(pb::GetHeadTimestampResponse {
+            head_timestamp: Some(prost_types::Timestamp {
+                seconds: head,
+                nanos: 0,
+            }),
+        }))
+    }
 
     async fn stream_quotes(
         &self,

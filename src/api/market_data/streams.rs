@@ -201,3 +201,46 @@ pub(crate) fn chain_stream(
     });
     Box::pin(s)
 }
+
+/// Starts one client's bar stream; its events end when the client leaves.
+pub fn bar_events(
+    bars: crate::bars::Bars,
+    lease: crate::bars::live::LiveLease,
+    contract: crate::fanout::ContractSpec,
+    query: crate::bars::stream::StreamQuery,
+) -> tokio::sync::mpsc::Receiver<crate::bars::stream::BarEvent> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(crate::bars::stream::run(bars, lease, contract, query, tx));
+    rx
+}
+
+/// A bar stream's events as responses: SUBSCRIBED first, FAILED last if it fails.
+pub fn bar_stream(
+    instrument: pb::Instrument,
+    events: tokio::sync::mpsc::Receiver<crate::bars::stream::BarEvent>,
+) -> BoxedStream<pb::StreamBarsResponse> {
+    use crate::bars::stream::BarEvent;
+    use pb::stream_bars_response::Event;
+    let status = move |kind: StatusKind| {
+        Ok(pb::StreamBarsResponse {
+            event: Some(Event::Status(Box::new(status_pb(
+                0,
+                instrument.clone(),
+                &kind,
+            )))),
+        })
+    };
+    let first = status(StatusKind::Subscribed);
+    let rest = tokio_stream::wrappers::ReceiverStream::new(events).map(move |e| match e {
+        BarEvent::Completed(b) => Ok(pb::StreamBarsResponse {
+            event: Some(Event::Bar(super::convert::bar_to_pb(&b))),
+        }),
+        BarEvent::Forming(b) => Ok(pb::StreamBarsResponse {
+            event: Some(Event::Forming(super::convert::bar_to_pb(&b))),
+        }),
+        BarEvent::Stale => status(StatusKind::Stale),
+        BarEvent::Resumed { gap } => status(StatusKind::Resumed { gap: Some(gap) }),
+        BarEvent::Failed(e) => status(StatusKind::Failed(e)),
+    });
+    Box::pin(futures::stream::once(async move { first }).chain(rest))
+}

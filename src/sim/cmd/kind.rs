@@ -17,6 +17,12 @@ pub(crate) enum RequestKind {
     MatchingSymbols,
     CurrentTimeInMillis,
     CancelContractData,
+    HistoricalData,
+    CancelHistoricalData,
+    RealTimeBars,
+    CancelRealTimeBars,
+    HeadTimestamp,
+    CancelHeadTimestamp,
 }
 
 impl RequestKind {
@@ -36,6 +42,12 @@ impl RequestKind {
             inbound::REQ_MATCHING_SYMBOLS => Self::MatchingSymbols,
             inbound::REQ_CURRENT_TIME_IN_MILLIS => Self::CurrentTimeInMillis,
             inbound::CANCEL_CONTRACT_DATA => Self::CancelContractData,
+            inbound::REQ_HISTORICAL_DATA => Self::HistoricalData,
+            inbound::CANCEL_HISTORICAL_DATA => Self::CancelHistoricalData,
+            inbound::REQ_REAL_TIME_BARS => Self::RealTimeBars,
+            inbound::CANCEL_REAL_TIME_BARS => Self::CancelRealTimeBars,
+            inbound::REQ_HEAD_TIMESTAMP => Self::HeadTimestamp,
+            inbound::CANCEL_HEAD_TIMESTAMP => Self::CancelHeadTimestamp,
             _ => return None,
         };
         Some(kind)
@@ -56,6 +68,12 @@ impl RequestKind {
             Self::MatchingSymbols => "RequestMatchingSymbols",
             Self::CurrentTimeInMillis => "RequestCurrentTimeInMillis",
             Self::CancelContractData => "CancelContractData",
+            Self::HistoricalData => "RequestHistoricalData",
+            Self::CancelHistoricalData => "CancelHistoricalData",
+            Self::RealTimeBars => "RequestRealTimeBars",
+            Self::CancelRealTimeBars => "CancelRealTimeBars",
+            Self::HeadTimestamp => "RequestHeadTimestamp",
+            Self::CancelHeadTimestamp => "CancelHeadTimestamp",
         }
     }
 
@@ -69,6 +87,12 @@ impl RequestKind {
                 | Self::CancelContractData
                 | Self::SecDefOptParams
                 | Self::MatchingSymbols
+                | Self::HistoricalData
+                | Self::CancelHistoricalData
+                | Self::RealTimeBars
+                | Self::CancelRealTimeBars
+                | Self::HeadTimestamp
+                | Self::CancelHeadTimestamp
         )
     }
 }

@@ -12,6 +12,7 @@
 //! - `invalid`: what becomes of unknown and undecodable requests.
 
 pub(crate) mod gateway;
+pub(crate) mod historical;
 pub(crate) mod invalid;
 mod kind;
 pub(crate) mod market_data;
@@ -54,6 +55,16 @@ pub(crate) enum Command {
     Ids,
     /// A StartApi after the one that opened the session.
     StartApi,
+    /// `reqHistoricalData`.
+    HistoricalData(tws::HistoricalDataRequest),
+    /// `reqHeadTimestamp`.
+    HeadTimestamp(tws::HeadTimestampRequest),
+    /// `reqRealTimeBars`.
+    RealTimeBars(tws::RealTimeBarsRequest),
+    /// `cancelRealTimeBars`.
+    CancelRealTimeBars { req_id: i32 },
+    /// `cancelHistoricalData`, `cancelHeadTimestamp`: answered at once, nothing to stop.
+    CancelHistorical { kind: RequestKind, req_id: i32 },
     /// A request the simulator does not serve or cannot decode.
     Invalid(Invalid),
 }
@@ -115,6 +126,18 @@ impl Command {
                 tws::IdsRequest::decode(payload)?;
                 Command::Ids
             }
+            RequestKind::HistoricalData => Command::HistoricalData(Message::decode(payload)?),
+            RequestKind::HeadTimestamp => Command::HeadTimestamp(Message::decode(payload)?),
+            RequestKind::RealTimeBars => Command::RealTimeBars(Message::decode(payload)?),
+            RequestKind::CancelRealTimeBars => Command::CancelRealTimeBars {
+                req_id: id_or_none(tws::CancelByRequestId::decode(payload)?.req_id),
+            },
+            RequestKind::CancelHistoricalData | RequestKind::CancelHeadTimestamp => {
+                Command::CancelHistorical {
+                    kind,
+                    req_id: id_or_none(tws::CancelByRequestId::decode(payload)?.req_id),
+                }
+            }
             RequestKind::CurrentTime => Command::CurrentTime,
             RequestKind::CurrentTimeInMillis => Command::CurrentTimeInMillis,
             RequestKind::ManagedAccounts => Command::ManagedAccounts,
@@ -137,6 +160,11 @@ impl Command {
             Command::ManagedAccounts => RequestKind::ManagedAccounts,
             Command::Ids => RequestKind::Ids,
             Command::StartApi => RequestKind::StartApi,
+            Command::HistoricalData(_) => RequestKind::HistoricalData,
+            Command::HeadTimestamp(_) => RequestKind::HeadTimestamp,
+            Command::RealTimeBars(_) => RequestKind::RealTimeBars,
+            Command::CancelRealTimeBars { .. } => RequestKind::CancelRealTimeBars,
+            Command::CancelHistorical { kind, .. } => *kind,
             Command::Invalid(invalid) => return invalid.kind(),
         })
     }
@@ -153,6 +181,12 @@ impl Command {
             Command::ContractDetails(req) => id_or_none(req.req_id),
             Command::OptionParams(req) => id_or_none(req.req_id),
             Command::SymbolSearch(req) => id_or_none(req.req_id),
+            Command::HistoricalData(req) => id_or_none(req.req_id),
+            Command::HeadTimestamp(req) => id_or_none(req.req_id),
+            Command::RealTimeBars(req) => id_or_none(req.req_id),
+            Command::CancelRealTimeBars { req_id } | Command::CancelHistorical { req_id, .. } => {
+                *req_id
+            }
             Command::CancelMarketData { req_id }
             | Command::CancelContractDetails { req_id }
             | Command::Invalid(Invalid::Malformed { req_id, .. }) => *req_id,

@@ -2,6 +2,8 @@
 //! sees the domain types of [`crate::store`] instead.
 
 pub mod api_key;
+pub mod bar;
+pub mod bar_coverage;
 pub mod connection_event;
 pub mod contract;
 pub mod credentials;

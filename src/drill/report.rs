@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::checks::{FRESH_BOUND, MEMORY_GROWTH_LIMIT_KB, REVOCATION_BOUND, TASK_SLACK, mib};
+use super::clients::SLOW_READER_DELAY;
 use super::journal::Violation;
 
 /// Everything the summary shows.
@@ -68,7 +69,9 @@ impl Summary {
         }
         rows.push(("freshness windows judged".into(), self.windows.to_string()));
         rows.push((
-            format!("worst recovery (bound {FRESH_BOUND:.0}s)"),
+            format!(
+                "worst recovery (bound {FRESH_BOUND:.0}s, slow readers +{SLOW_READER_DELAY:.1}s)"
+            ),
             secs(self.worst_recovery),
         ));
         rows.push((

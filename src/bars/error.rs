@@ -22,6 +22,16 @@ pub enum BarsError {
     Store(String),
 }
 
+impl crate::fanout::lookups::LookupError for BarsError {
+    fn is_not_found(&self) -> bool {
+        matches!(self, BarsError::Source(FanoutError::NotFound(_)))
+    }
+
+    fn unavailable() -> Self {
+        BarsError::Source(FanoutError::Unavailable)
+    }
+}
+
 impl BarsError {
     /// An `INVALID_ARGUMENT` naming the offending field.
     pub fn invalid(field: &str, reason: impl Into<String>) -> BarsError {

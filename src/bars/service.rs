@@ -41,8 +41,8 @@ pub struct Bars {
     source: Arc<dyn HistorySource>,
     store: Option<Store>,
     pacer: HistoricalPacer,
-    flights: Arc<Lookups<FlightKey, Arc<Vec<StoredBar>>>>,
-    heads: Arc<Lookups<HeadKey, i64>>,
+    flights: Arc<Lookups<FlightKey, Arc<Vec<StoredBar>>, BarsError>>,
+    heads: Arc<Lookups<HeadKey, i64, BarsError>>,
     deadline: Duration,
 }
 
@@ -51,29 +51,11 @@ fn now_secs() -> i64 {
 }
 
 /// A pacing refusal as the caller sees it (the wait from now).
-fn full(f: PacingFull) -> FanoutError {
-    let wait = f
-        .retry_at
-        .saturating_duration_since(tokio::time::Instant::now());
-    FanoutError::Ib {
-        code: PACING_CODE,
-        message: format!("{}", wait.as_millis()),
-    }
-}
-
-/// Private code a pacing refusal travels under through the shared look-up (which speaks
-/// [`FanoutError`]); turned back into [`BarsError::PacingFull`] on the way out.
-const PACING_CODE: i32 = -162;
-
-fn unwrap_pacing(e: FanoutError) -> BarsError {
-    match e {
-        FanoutError::Ib {
-            code: PACING_CODE,
-            message,
-        } => BarsError::PacingFull {
-            retry_after: Duration::from_millis(message.parse().unwrap_or(1000)),
-        },
-        other => BarsError::Source(other),
+fn full(f: PacingFull) -> BarsError {
+    BarsError::PacingFull {
+        retry_after: f
+            .retry_at
+            .saturating_duration_since(tokio::time::Instant::now()),
     }
 }
 
@@ -143,7 +125,7 @@ impl Bars {
             .await;
         // Kept in the store, not in memory: the next request reads the store.
         self.flights.forget(&key);
-        let bars = answer.map_err(unwrap_pacing)?;
+        let bars = answer?;
         Ok(BarAnswer {
             bars,
             origin: BarOrigin::Ib,
@@ -155,7 +137,7 @@ impl Bars {
         contract: ContractSpec,
         query: BarQuery,
         wait: bool,
-    ) -> Result<Arc<Vec<StoredBar>>, FanoutError> {
+    ) -> Result<Arc<Vec<StoredBar>>, BarsError> {
         let key = PacingKey {
             request: format!("bars:{}:{}:{}", query.series(), query.start, query.end),
             group: format!(
@@ -174,7 +156,11 @@ impl Bars {
             start: query.start,
             end: query.end,
         };
-        let fetched = self.source.bars(ask, self.deadline).await?;
+        let fetched = self
+            .source
+            .bars(ask, self.deadline)
+            .await
+            .map_err(FanoutError::from)?;
         let now = now_secs();
         let bars: Vec<StoredBar> = fetched
             .into_iter()
@@ -226,11 +212,11 @@ impl Bars {
                 let head = this
                     .source
                     .head_timestamp(&contract, what, regular_hours, this.deadline)
-                    .await?;
+                    .await
+                    .map_err(FanoutError::from)?;
                 Ok(head)
             })
             .await
-            .map_err(unwrap_pacing)
     }
 }
 

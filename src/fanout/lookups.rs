@@ -25,20 +25,38 @@ use super::error::FanoutError;
 /// lists new contracts during the day (new expiries, new listings).
 pub const NOT_FOUND_TTL: Duration = Duration::from_secs(60);
 
-type Pending<V> = Shared<BoxFuture<'static, Result<V, FanoutError>>>;
+/// What a look-up's error says about keeping it.
+pub trait LookupError: Clone + Send + Sync + 'static {
+    /// IB knows no such thing: kept for [`NOT_FOUND_TTL`].
+    fn is_not_found(&self) -> bool;
+    /// The answer when the look-up's task ended without one (the runtime shut down).
+    fn unavailable() -> Self;
+}
 
-enum Entry<V> {
+impl LookupError for FanoutError {
+    fn is_not_found(&self) -> bool {
+        matches!(self, FanoutError::NotFound(_))
+    }
+
+    fn unavailable() -> Self {
+        FanoutError::Unavailable
+    }
+}
+
+type Pending<V, E> = Shared<BoxFuture<'static, Result<V, E>>>;
+
+enum Entry<V, E> {
     Known(V),
-    Missing { until: Instant, error: FanoutError },
-    InFlight(Pending<V>),
+    Missing { until: Instant, error: E },
+    InFlight(Pending<V, E>),
 }
 
 /// Answers by key, with at most one look-up in flight per key.
-pub struct Lookups<K, V> {
-    entries: Mutex<HashMap<K, Entry<V>>>,
+pub struct Lookups<K, V, E = FanoutError> {
+    entries: Mutex<HashMap<K, Entry<V, E>>>,
 }
 
-impl<K, V> Default for Lookups<K, V> {
+impl<K, V, E> Default for Lookups<K, V, E> {
     fn default() -> Self {
         Lookups {
             entries: Mutex::new(HashMap::new()),
@@ -46,24 +64,25 @@ impl<K, V> Default for Lookups<K, V> {
     }
 }
 
-enum Found<V> {
-    Now(Result<V, FanoutError>),
-    Later(Pending<V>),
+enum Found<V, E> {
+    Now(Result<V, E>),
+    Later(Pending<V, E>),
 }
 
-impl<K, V> Lookups<K, V>
+impl<K, V, E> Lookups<K, V, E>
 where
     K: Eq + Hash + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
+    E: LookupError,
 {
     /// The answer for `key`: kept, joined while in flight, or looked up by `fetch`.
     pub async fn get_or_fetch<F>(
         self: &Arc<Self>,
         key: &K,
         fetch: impl FnOnce() -> F,
-    ) -> Result<V, FanoutError>
+    ) -> Result<V, E>
     where
-        F: Future<Output = Result<V, FanoutError>> + Send + 'static,
+        F: Future<Output = Result<V, E>> + Send + 'static,
     {
         let found = {
             let mut entries = self.lock();
@@ -117,9 +136,9 @@ where
     }
 
     /// Runs `fetch` as a task; its answer replaces the in-flight entry when it ends.
-    fn start<F>(self: &Arc<Self>, key: K, fetch: F) -> Pending<V>
+    fn start<F>(self: &Arc<Self>, key: K, fetch: F) -> Pending<V, E>
     where
-        F: Future<Output = Result<V, FanoutError>> + Send + 'static,
+        F: Future<Output = Result<V, E>> + Send + 'static,
     {
         let this = self.clone();
         let task = tokio::spawn(async move {
@@ -129,19 +148,19 @@ where
         });
         async move {
             // The task ends early only when the runtime shuts down: no session to ask.
-            task.await.unwrap_or(Err(FanoutError::Unavailable))
+            task.await.unwrap_or_else(|_| Err(E::unavailable()))
         }
         .boxed()
         .shared()
     }
 
-    fn settle(&self, key: K, answer: &Result<V, FanoutError>) {
+    fn settle(&self, key: K, answer: &Result<V, E>) {
         let mut entries = self.lock();
         match answer {
             Ok(v) => {
                 entries.insert(key, Entry::Known(v.clone()));
             }
-            Err(error @ FanoutError::NotFound(_)) => {
+            Err(error) if error.is_not_found() => {
                 let now = Instant::now();
                 // Expired answers go as new ones come, so the map holds no more misses
                 // than the unknown keys asked for within one TTL.
@@ -161,7 +180,7 @@ where
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V, E>>> {
         // Entries are whole values, valid even if a holder panicked.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -14,7 +14,7 @@ use crate::fanout::fake::FakeSource;
 use crate::fanout::tick::{PriceField, Tick};
 use crate::fanout::{
     ChainParams, ContractDetails, ContractSpec, DataNotice, Fanout, FanoutSettings, FarmKind,
-    FeedStatus, FeedView, MarketDataSource, MarketDataType, SecType, SourceError,
+    FeedRef, FeedStatus, FeedView, MarketDataSource, MarketDataType, SecType, SourceError,
 };
 use crate::metrics::Metrics;
 use crate::proto::ibstream::cluster::v1 as pb;
@@ -132,6 +132,25 @@ async fn follower(
     (source, fanout)
 }
 
+/// Follower "a" watching `con_id`, once the leader's bid `first` reached it. The source,
+/// fan-out and feed come back to be kept alive (and used).
+async fn watching(
+    leader: &Leader,
+    con_id: i64,
+    first: f64,
+) -> (
+    Arc<BusSource>,
+    Fanout,
+    FeedRef,
+    watch::Receiver<Arc<FeedView>>,
+) {
+    let (bus, fanout) = follower(leader, "a", FanoutSettings::default()).await;
+    let feed = fanout.acquire(&[stock(con_id)], false).unwrap().remove(0);
+    let mut rx = feed.watch();
+    tick_through(leader, con_id, first, &mut rx).await;
+    (bus, fanout, feed, rx)
+}
+
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let waited = async {
         while !done() {
@@ -173,10 +192,7 @@ async fn a_follower_stream_gets_the_leaders_ticks() {
     let Some(leader) = leader(FanoutSettings::default()).await else {
         return;
     };
-    let (_bus, fanout) = follower(&leader, "a", FanoutSettings::default()).await;
-    let feed = fanout.acquire(&[stock(1)], false).unwrap().remove(0);
-    let mut rx = feed.watch();
-    tick_through(&leader, 1, 10.5, &mut rx).await;
+    let (_bus, _fanout, _feed, mut rx) = watching(&leader, 1, 10.5).await;
     assert_eq!(rx.borrow().status, FeedStatus::Live);
     // A field the leader clears is cleared here too.
     assert!(leader.source.tick(1, bid(-1.0)));
@@ -295,10 +311,7 @@ async fn values_of_an_older_term_are_ignored() {
     let Some(leader) = leader(FanoutSettings::default()).await else {
         return;
     };
-    let (_bus, fanout) = follower(&leader, "a", FanoutSettings::default()).await;
-    let feed = fanout.acquire(&[stock(1)], false).unwrap().remove(0);
-    let mut rx = feed.watch();
-    tick_through(&leader, 1, 1.0, &mut rx).await;
+    let (_bus, _fanout, _feed, mut rx) = watching(&leader, 1, 1.0).await;
     // A deposed leader's late messages: a failure that would end the stream for good,
     // and a value far ahead in sequence.
     let subject = Subjects::new(&leader.cluster).unwrap().quote(1);
@@ -335,10 +348,7 @@ async fn hostile_bytes_on_the_bus_crash_nothing() {
     let Some(leader) = leader(FanoutSettings::default()).await else {
         return;
     };
-    let (_bus, fanout) = follower(&leader, "a", FanoutSettings::default()).await;
-    let feed = fanout.acquire(&[stock(1)], false).unwrap().remove(0);
-    let mut rx = feed.watch();
-    tick_through(&leader, 1, 1.0, &mut rx).await;
+    let (_bus, _fanout, _feed, mut rx) = watching(&leader, 1, 1.0).await;
     let s = Subjects::new(&leader.cluster).unwrap();
     let garbage: [&[u8]; 4] = [
         b"\xff\xff\xff\xff\xff",
@@ -513,10 +523,7 @@ async fn the_followers_see_what_the_leader_sees_of_its_session() {
     let Some(leader) = leader(FanoutSettings::default()).await else {
         return;
     };
-    let (_bus, fanout) = follower(&leader, "a", FanoutSettings::default()).await;
-    let feed = fanout.acquire(&[stock(1)], false).unwrap().remove(0);
-    let mut rx = feed.watch();
-    tick_through(&leader, 1, 1.0, &mut rx).await;
+    let (_bus, _fanout, _feed, mut rx) = watching(&leader, 1, 1.0).await;
     let stale = |v: &Arc<FeedView>| v.status == FeedStatus::Stale && v.quote.stale;
     let live = |v: &Arc<FeedView>| v.status == FeedStatus::Live && !v.quote.stale;
 

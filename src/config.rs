@@ -46,6 +46,8 @@ pub struct Config {
     pub market_data: MarketDataConfig,
     /// The web console.
     pub web: WebConfig,
+    /// Running as one node of a cluster over NATS.
+    pub cluster: ClusterConfig,
 }
 
 /// The gRPC server.
@@ -93,6 +95,35 @@ pub struct WebConfig {
     /// The console's own origin may when reached by IP address or as `localhost`; by a
     /// host name, it has to be listed too. Every other origin is refused.
     pub allowed_origins: Vec<String>,
+}
+
+/// A cluster over NATS (`ibstream serve --cluster URL`): one node leads and holds the IB
+/// session, every node serves the whole API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The NATS server (`nats://host:4222`); no cluster when absent.
+    pub url: Option<String>,
+    /// The cluster's name: its NATS subjects and lease bucket. Clusters sharing a NATS
+    /// server need different names.
+    pub name: String,
+    /// This node's name, unique in the cluster [default: host name and process id].
+    pub node: Option<String>,
+    /// How long leadership lasts unrenewed: a dead leader is replaced within about
+    /// 1.25 × this.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            url: None,
+            name: "ibstream".to_owned(),
+            node: None,
+            lease_ttl: Duration::from_secs(3),
+        }
+    }
 }
 
 /// Log output format.
@@ -160,6 +191,7 @@ impl Default for Config {
             log: LogConfig::default(),
             market_data: MarketDataConfig::default(),
             web: WebConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -266,6 +298,10 @@ pub struct ConfigOverrides {
     pub log_filter: Option<String>,
     /// `--allow-origin` (repeated): replaces `web.allowed_origins`.
     pub allowed_origins: Option<Vec<String>>,
+    /// `--cluster`.
+    pub cluster_url: Option<String>,
+    /// `--node`.
+    pub cluster_node: Option<String>,
 }
 
 impl Config {
@@ -341,6 +377,8 @@ impl Config {
             log_format,
             log_filter,
             allowed_origins,
+            cluster_url,
+            cluster_node,
         } = flags;
         set(&mut self.data_dir, data_dir);
         set_some(&mut self.database_url, database_url);
@@ -353,6 +391,8 @@ impl Config {
         set(&mut self.log.format, log_format);
         set(&mut self.log.filter, log_filter);
         set(&mut self.web.allowed_origins, allowed_origins);
+        set_some(&mut self.cluster.url, cluster_url);
+        set_some(&mut self.cluster.node, cluster_node);
         self.validate()
     }
 
@@ -395,6 +435,7 @@ impl std::fmt::Debug for Config {
             .field("log", &self.log)
             .field("market_data", &self.market_data)
             .field("web", &self.web)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }

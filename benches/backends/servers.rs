@@ -88,6 +88,7 @@ pub async fn synthetic(source: Arc<dyn MarketDataSource>) -> Ibstream {
         metrics,
         streams,
         max_request_bytes: config.server.max_request_bytes,
+        cluster: None,
     };
     let parts = ServerParts {
         context,

@@ -11,7 +11,8 @@ use super::requests::{
     NewCredentials, SettingsUpdate, TestTarget, event_page_size, profile_to_activate,
 };
 use super::settings::{apply, to_settings};
-use super::watch::status_stream;
+use super::watch::{cluster_status_stream, status_stream};
+use crate::cluster::SessionOp;
 use crate::crypto::SealedCredentials;
 use crate::ib::{SessionStatus, probe};
 use crate::proto::ibstream::v1 as pb;
@@ -33,8 +34,42 @@ pub fn service(ctx: &ServerContext) -> ConnectionServiceServer<ConnectionApi> {
 }
 
 impl ConnectionApi {
+    /// This node's session, and in a cluster the cluster's part.
     fn render(&self, status: &SessionStatus) -> pb::ConnectionStatus {
-        convert::connection_status(status, &self.ctx.metrics, &self.ctx.session.pacer())
+        self.in_cluster(convert::connection_status(
+            status,
+            &self.ctx.metrics,
+            &self.ctx.session.pacer(),
+        ))
+    }
+
+    fn in_cluster(&self, status: pb::ConnectionStatus) -> pb::ConnectionStatus {
+        match &self.ctx.cluster {
+            Some(cluster) => cluster.with_view(status),
+            None => status,
+        }
+    }
+
+    /// The session the clients are served from: in a cluster, the leader's.
+    fn current(&self) -> pb::ConnectionStatus {
+        match self.ctx.cluster.as_ref().and_then(|c| c.leader_status()) {
+            Some(leaders) => self.in_cluster(leaders),
+            None => self.render(&self.ctx.session.status()),
+        }
+    }
+
+    /// Carries out a session command here, or at the leader when another node leads.
+    async fn command(&self, op: SessionOp) -> Result<pb::ConnectionStatus, Status> {
+        if let Some(cluster) = self.ctx.cluster.as_ref().filter(|c| !c.leads()) {
+            return Ok(self.in_cluster(cluster.forward(op).await?));
+        }
+        let session = &self.ctx.session;
+        let status = match op {
+            SessionOp::Connect => session.connect().await?,
+            SessionOp::Disconnect => session.disconnect().await?,
+            SessionOp::Reconnect => session.reconnect().await?,
+        };
+        Ok(self.render(&status))
     }
 
     /// The named profile, or the active one.
@@ -157,31 +192,28 @@ impl ConnectionService for ConnectionApi {
         &self,
         _request: Request<pb::ConnectRequest>,
     ) -> Result<Response<pb::ConnectionStatus>, Status> {
-        let status = self.ctx.session.connect().await?;
-        Ok(Response::new(self.render(&status)))
+        Ok(Response::new(self.command(SessionOp::Connect).await?))
     }
 
     async fn disconnect(
         &self,
         _request: Request<pb::DisconnectRequest>,
     ) -> Result<Response<pb::ConnectionStatus>, Status> {
-        let status = self.ctx.session.disconnect().await?;
-        Ok(Response::new(self.render(&status)))
+        Ok(Response::new(self.command(SessionOp::Disconnect).await?))
     }
 
     async fn reconnect(
         &self,
         _request: Request<pb::ReconnectRequest>,
     ) -> Result<Response<pb::ConnectionStatus>, Status> {
-        let status = self.ctx.session.reconnect().await?;
-        Ok(Response::new(self.render(&status)))
+        Ok(Response::new(self.command(SessionOp::Reconnect).await?))
     }
 
     async fn get_status(
         &self,
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::ConnectionStatus>, Status> {
-        Ok(Response::new(self.render(&self.ctx.session.status())))
+        Ok(Response::new(self.current()))
     }
 
     type WatchStatusStream = BoxedStream<pb::ConnectionStatus>;
@@ -191,11 +223,19 @@ impl ConnectionService for ConnectionApi {
         request: Request<pb::WatchStatusRequest>,
     ) -> Result<Response<Self::WatchStatusStream>, Status> {
         let guard = self.ctx.streams.admit(&request)?;
-        let statuses = status_stream(
-            self.ctx.session.watch_status(),
-            self.ctx.metrics.clone(),
-            self.ctx.session.pacer(),
-        );
+        let statuses = match &self.ctx.cluster {
+            Some(cluster) => {
+                let api = self.clone();
+                cluster_status_stream(cluster.changes(), self.ctx.session.watch_status(), move || {
+                    api.current()
+                })
+            }
+            None => status_stream(
+                self.ctx.session.watch_status(),
+                self.ctx.metrics.clone(),
+                self.ctx.session.pacer(),
+            ),
+        };
         Ok(Response::new(guard.wrap(statuses)))
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::lifetime::StreamGate;
+use crate::cluster::ClusterHandle;
 use crate::crypto::MasterKey;
 use crate::ib::{LinkWatch, Session};
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct ServerContext {
     pub streams: StreamGate,
     /// Largest request message a service decodes (`server.max_request_bytes`).
     pub max_request_bytes: usize,
+    /// The cluster this server is a node of, if any.
+    pub cluster: Option<ClusterHandle>,
 }
 
 impl std::fmt::Debug for ServerContext {

@@ -141,6 +141,7 @@ pub fn connection_status(
             .map_or(pb::MarketDataType::Unspecified, market_data_type)
             as i32,
         ib_connectivity_lost: status.ib_connectivity_lost,
+        cluster: None,
     }
 }
 

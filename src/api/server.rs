@@ -25,6 +25,9 @@ use crate::config::{ServerConfig, WebConfig};
 use crate::ib::Session;
 use crate::metrics::Metrics;
 
+/// How long a cluster node may take to step down and hand its lease back at shutdown.
+const CLUSTER_RESIGN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long in-flight calls may take to finish once shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -295,6 +298,9 @@ impl ServerHandle {
                 Ok(())
             }
         };
+        if let Some(cluster) = &self.ctx.cluster {
+            cluster.stopped(CLUSTER_RESIGN_LIMIT).await;
+        }
         self.ctx.session.shutdown().await;
         let _ = self.session_task.await;
         tracing::info!("shut down");

@@ -7,6 +7,7 @@ use tonic::Status;
 use super::auth::{AuthError, KeyRejection};
 use super::limits::StreamLimitReached;
 use crate::bars::BarsError;
+use crate::cluster::ForwardError;
 use crate::crypto::CryptoError;
 use crate::fanout::FanoutError;
 use crate::ib::{ConnectFailure, ConnectFailureKind, SessionError};
@@ -69,6 +70,20 @@ impl From<SessionError> for Status {
             SessionError::Cancelled => Status::aborted(err.to_string()),
             SessionError::Profile(_) => Status::failed_precondition(err.to_string()),
             SessionError::ConnectFailed(failure) => failure.into(),
+        }
+    }
+}
+
+impl From<ForwardError> for Status {
+    fn from(err: ForwardError) -> Status {
+        match err {
+            ForwardError::NoLeader | ForwardError::Unanswered(_) => {
+                Status::unavailable(err.to_string())
+            }
+            // The leader's own answer, passed on as it gave it.
+            ForwardError::Refused { code, message } => {
+                Status::new(tonic::Code::from_i32(code), message)
+            }
         }
     }
 }

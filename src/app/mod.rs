@@ -8,6 +8,7 @@
 //! - [`settings`]: the market-data settings from configuration and active profile, and
 //!   following the profile as it changes.
 
+pub mod cluster;
 pub mod contracts_store;
 pub mod settings;
 pub mod store_backend;
@@ -122,7 +123,23 @@ impl App {
             keys.clone(),
         );
         let settings = MarketDataSettings::from_config(&config, &active);
-        let source = IbSource::new(&session);
+        let joined = match &config.cluster.url {
+            Some(url) => Some(
+                cluster::join(
+                    &config.cluster,
+                    url,
+                    store.backend(),
+                    &session,
+                    settings.request_timeout,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let source: Arc<dyn MarketDataSource> = match &joined {
+            Some(joined) => Arc::new(joined.source.clone()),
+            None => IbSource::new(&session),
+        };
         let cache: Arc<dyn ContractStore> = Arc::new(StoreContracts(store.clone()));
         let mut market_data = market_data_parts(
             source.clone(),
@@ -156,6 +173,22 @@ impl App {
             fanout: market_data.fanout.clone(),
             shutdown: shutdown.clone(),
         }));
+        // In a cluster the election decides when this node connects.
+        let connect_on_start = active.connect_on_start && joined.is_none();
+        let cluster = match joined {
+            Some(joined) => Some(
+                cluster::elect(cluster::Electing {
+                    config: &config.cluster,
+                    joined,
+                    session: session.clone(),
+                    fanout: market_data.fanout.clone(),
+                    metrics: metrics.clone(),
+                    shutdown: shutdown.clone(),
+                })
+                .await?,
+            ),
+            None => None,
+        };
         let context = ServerContext {
             store,
             master_key: Arc::new(master_key),
@@ -164,6 +197,7 @@ impl App {
             metrics,
             streams,
             max_request_bytes: config.server.max_request_bytes,
+            cluster,
         };
         Ok(App {
             parts: ServerParts {
@@ -173,7 +207,7 @@ impl App {
                 shutdown,
                 session_task,
             },
-            connect_on_start: active.connect_on_start,
+            connect_on_start,
         })
     }
 }

@@ -34,7 +34,7 @@ pub enum Command {
     /// Create, list and revoke API keys.
     Keys(keys::Args),
     /// Run the gRPC server.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Run the simulated gateway, the server and the metrics endpoint together, ready to try.
     Demo(demo::Args),
     /// Stream live quotes from a server: a refreshing table, or lines when piped.
@@ -54,7 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Sim(args) => sim::run(args).await,
         Command::Keys(args) => keys::run(args).await,
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Quotes(args) => quotes::run(args).await,
         Command::Bars(args) => bars::run(args).await,

@@ -51,6 +51,13 @@ pub struct Args {
     /// IP address or as localhost.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allow_origins: Vec<String>,
+    /// Run as one node of a cluster over this NATS server (`nats://host:4222`); the
+    /// store must then be PostgreSQL, shared by every node, as is the master key.
+    #[arg(long = "cluster", value_name = "URL")]
+    cluster_url: Option<String>,
+    /// This node's name in the cluster [default: host name and process id].
+    #[arg(long = "node", value_name = "NAME")]
+    cluster_node: Option<String>,
     #[command(flatten)]
     session: SessionArgs,
 }
@@ -133,6 +140,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         log_format: args.log_format,
         log_filter: args.log_filter,
         allowed_origins: (!args.allow_origins.is_empty()).then_some(args.allow_origins),
+        cluster_url: args.cluster_url,
+        cluster_node: args.cluster_node,
         ..ConfigOverrides::default()
     };
     let config = args.config.load(overrides)?;

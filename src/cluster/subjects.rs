@@ -54,6 +54,16 @@ impl Subjects {
         format!("{}.lookup", self.prefix)
     }
 
+    /// Each node's presence.
+    pub fn presence(&self) -> String {
+        format!("{}.node", self.prefix)
+    }
+
+    /// Session commands forwarded to the leader.
+    pub fn admin(&self) -> String {
+        format!("{}.admin", self.prefix)
+    }
+
     /// Every new value of one instrument.
     pub fn quote(&self, con_id: i64) -> String {
         format!("{}.quote.{con_id}", self.prefix)

@@ -111,6 +111,21 @@ pub const ENV_VARS: &[EnvVar] = &[
         "market_data.request_timeout",
         |c, v| duration::parse(v).map(|d| c.market_data.request_timeout = d),
     ),
+    var("IBSTREAM_CLUSTER", "cluster.url", |c, v| {
+        c.cluster.url = Some(v.to_owned());
+        Ok(())
+    }),
+    var("IBSTREAM_CLUSTER_NAME", "cluster.name", |c, v| {
+        c.cluster.name = v.to_owned();
+        Ok(())
+    }),
+    var("IBSTREAM_NODE", "cluster.node", |c, v| {
+        c.cluster.node = Some(v.to_owned());
+        Ok(())
+    }),
+    var("IBSTREAM_LEASE_TTL", "cluster.lease_ttl", |c, v| {
+        duration::parse(v).map(|d| c.cluster.lease_ttl = d)
+    }),
 ];
 
 /// Applies every set, non-empty variable to `config`.

@@ -77,7 +77,32 @@ impl Config {
             return Err(invalid("log.filter", err.to_string()));
         }
         self.validate_market_data()?;
-        self.validate_web()
+        self.validate_web()?;
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let cluster = &self.cluster;
+        if let Some(url) = &cluster.url
+            && !["nats://", "tls://"].iter().any(|s| url.starts_with(s))
+        {
+            return Err(invalid("cluster.url", "must start with nats:// or tls://"));
+        }
+        if let Err(e) = crate::cluster::Subjects::new(&cluster.name) {
+            return Err(invalid("cluster.name", e.to_string()));
+        }
+        if let Some(node) = &cluster.node
+            && !crate::cluster::valid_node_name(node)
+        {
+            return Err(invalid(
+                "cluster.node",
+                "must be 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(60)).contains(&cluster.lease_ttl) {
+            return Err(invalid("cluster.lease_ttl", "must be between 1 s and 60 s"));
+        }
+        Ok(())
     }
 
     fn validate_web(&self) -> Result<(), ConfigError> {

@@ -8,6 +8,7 @@
 
 pub mod endpoint;
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
@@ -41,6 +42,16 @@ pub struct Metrics {
     /// Tokio tasks of the runtime rendering the metrics (the server's), read at each
     /// scrape, so a drill can see tasks left behind by streams that ended.
     tasks_alive: Gauge,
+    /// 1 while this node leads its cluster (or runs alone), 0 while it follows.
+    pub cluster_leader: Gauge,
+    /// The cluster leader's term as this node knows it (0 outside a cluster).
+    pub cluster_term: Gauge,
+    /// The bus connection's own counters, read at each scrape.
+    bus: std::sync::OnceLock<Arc<async_nats::Statistics>>,
+    bus_messages_in: Counter,
+    bus_messages_out: Counter,
+    bus_bytes_in: Counter,
+    bus_bytes_out: Counter,
     registry: Registry,
 }
 
@@ -59,8 +70,16 @@ impl Default for Metrics {
             updates_out: Counter::default(),
             conflated: Counter::default(),
             tasks_alive: Gauge::default(),
+            cluster_leader: Gauge::default(),
+            cluster_term: Gauge::default(),
+            bus: std::sync::OnceLock::new(),
+            bus_messages_in: Counter::default(),
+            bus_messages_out: Counter::default(),
+            bus_bytes_in: Counter::default(),
+            bus_bytes_out: Counter::default(),
             registry: Registry::with_prefix("ibstream"),
         };
+        m.cluster_leader.set(1);
         let r = &mut m.registry;
         r.register(
             "connection_state",
@@ -118,17 +137,64 @@ impl Default for Metrics {
             "Tokio tasks alive in the server's runtime",
             m.tasks_alive.clone(),
         );
+        r.register(
+            "cluster_leader",
+            "1 while this node holds the IB session for its cluster (or runs alone), 0 while it follows",
+            m.cluster_leader.clone(),
+        );
+        r.register(
+            "cluster_term",
+            "The cluster leader's term as this node knows it",
+            m.cluster_term.clone(),
+        );
+        r.register(
+            "bus_messages_received",
+            "Messages this node received from the cluster's NATS bus",
+            m.bus_messages_in.clone(),
+        );
+        r.register(
+            "bus_messages_sent",
+            "Messages this node sent on the cluster's NATS bus",
+            m.bus_messages_out.clone(),
+        );
+        r.register(
+            "bus_bytes_received",
+            "Payload bytes this node received from the cluster's NATS bus",
+            m.bus_bytes_in.clone(),
+        );
+        r.register(
+            "bus_bytes_sent",
+            "Payload bytes this node sent on the cluster's NATS bus",
+            m.bus_bytes_out.clone(),
+        );
         m
     }
 }
 
 impl Metrics {
+    /// Counts the traffic of the cluster's bus connection from now on.
+    pub fn follow_bus(&self, statistics: Arc<async_nats::Statistics>) {
+        let _ = self.bus.set(statistics);
+    }
+
     /// Renders every series in the OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let alive = runtime.metrics().num_alive_tasks();
             self.tasks_alive
                 .set(i64::try_from(alive).unwrap_or(i64::MAX));
+        }
+        if let Some(bus) = self.bus.get() {
+            use std::sync::atomic::Ordering::Relaxed;
+            for (counter, total) in [
+                (&self.bus_messages_in, &bus.in_messages),
+                (&self.bus_messages_out, &bus.out_messages),
+                (&self.bus_bytes_in, &bus.in_bytes),
+                (&self.bus_bytes_out, &bus.out_bytes),
+            ] {
+                // The connection's counters only grow; the series catch up to them.
+                counter.inc_by(total.load(Relaxed).saturating_sub(counter.get()));
+            }
         }
         let mut out = String::with_capacity(2048);
         // Writing into a String cannot fail.

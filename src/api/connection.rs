@@ -226,9 +226,11 @@ impl ConnectionService for ConnectionApi {
         let statuses = match &self.ctx.cluster {
             Some(cluster) => {
                 let api = self.clone();
-                cluster_status_stream(cluster.changes(), self.ctx.session.watch_status(), move || {
-                    api.current()
-                })
+                cluster_status_stream(
+                    cluster.changes(),
+                    self.ctx.session.watch_status(),
+                    move || api.current(),
+                )
             }
             None => status_stream(
                 self.ctx.session.watch_status(),

@@ -14,7 +14,7 @@ use crate::api::convert::connection_status;
 use crate::cluster::admin::{AdminServer, Handler};
 use crate::cluster::members::{Members, Report};
 use crate::cluster::{
-    BusSource, BusSourceConfig, ClusterHandle, Lease, LeaseConfig, Leadership, Relay, RelayConfig,
+    BusSource, BusSourceConfig, ClusterHandle, Leadership, Lease, LeaseConfig, Relay, RelayConfig,
     Role, RoleSource, SessionOp, Side, Subjects, run_node,
 };
 use crate::config::ClusterConfig;
@@ -178,7 +178,9 @@ pub async fn elect(e: Electing<'_>) -> anyhow::Result<ClusterHandle> {
         shutdown,
     ));
     let subjects = Subjects::new(&config.name)?;
-    Ok(ClusterHandle::new(client, subjects, node, roles, members, done))
+    Ok(ClusterHandle::new(
+        client, subjects, node, roles, members, done,
+    ))
 }
 
 /// What this node says of itself: its role, its load, and while it leads, its session.

@@ -185,10 +185,40 @@ fn block(server: &str, s: &pb::ConnectionStatus, rate: Option<f64>) -> Vec<Strin
         let code = err.code.map(|c| format!("[{c}] ")).unwrap_or_default();
         rows.push(("last error", format!("{code}{}", err.message)));
     }
+    if let Some(c) = &s.cluster {
+        rows.extend(cluster_rows(c));
+    }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.into_iter()
         .map(|(k, v)| format!("{:<width$} {v}", format!("{k}:")))
         .collect()
+}
+
+/// The cluster's part: who leads in which term, and each node's load.
+fn cluster_rows(c: &pb::ClusterStatus) -> Vec<(&'static str, String)> {
+    let leader = if c.leader.is_empty() {
+        "NO LEADER".to_owned()
+    } else {
+        format!("leader {} (term {})", c.leader, c.term)
+    };
+    let nodes: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let role = if n.leader { " [leader]" } else { "" };
+            format!(
+                "{}{role}: {} streams, {} instruments",
+                n.name, n.streams, n.instruments
+            )
+        })
+        .collect();
+    vec![
+        (
+            "cluster",
+            format!("{}, {leader}, answered by {}", c.name, c.node),
+        ),
+        ("nodes", nodes.join("; ")),
+    ]
 }
 
 /// One plain line per status update.
@@ -275,6 +305,42 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn block_names_the_clusters_leader_term_and_nodes() {
+        let mut status = connected();
+        status.cluster = Some(pb::ClusterStatus {
+            name: "prod".into(),
+            node: "n2".into(),
+            leader: "n1".into(),
+            term: 7,
+            nodes: vec![
+                pb::ClusterNode {
+                    name: "n1".into(),
+                    leader: true,
+                    streams: 3,
+                    instruments: 5,
+                    last_seen: None,
+                },
+                pb::ClusterNode {
+                    name: "n2".into(),
+                    leader: false,
+                    streams: 1,
+                    instruments: 2,
+                    last_seen: None,
+                },
+            ],
+        });
+        let text = block("http://127.0.0.1:50051", &status, None).join("\n");
+        assert!(
+            text.contains("prod, leader n1 (term 7), answered by n2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("n1 [leader]: 3 streams, 5 instruments; n2: 1 streams, 2 instruments"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -113,9 +113,7 @@ impl AdminServer {
                 // One at a time would let a slow connect hold up a disconnect.
                 tokio::spawn(async move {
                     let reply = answer(&handler, &msg.payload).await;
-                    let _ = client
-                        .publish(reply_to, reply.encode_to_vec().into())
-                        .await;
+                    let _ = client.publish(reply_to, reply.encode_to_vec().into()).await;
                 });
             }
         });
@@ -146,13 +144,20 @@ async fn answer(handler: &Handler, payload: &[u8]) -> pb::AdminReply {
             format!("op: unknown session command {}", request.op),
         );
     };
-    tracing::info!(?op, from = request.node.as_str(), "session command from another node");
+    tracing::info!(
+        ?op,
+        from = request.node.as_str(),
+        "session command from another node"
+    );
     match handler(op).await {
         Ok(status) => pb::AdminReply {
             result: Some(pb::admin_reply::Result::Status(status.encode_to_vec())),
         },
         Err((code, message)) => pb::AdminReply {
-            result: Some(pb::admin_reply::Result::Error(pb::AdminError { code, message })),
+            result: Some(pb::admin_reply::Result::Error(pb::AdminError {
+                code,
+                message,
+            })),
         },
     }
 }

@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -180,9 +180,8 @@ impl Inner {
 
     /// Passes on a notice of the active side's current session.
     fn forward(&self, side: Side, notice: StampedNotice) {
-        let mapped = lock(&self.current).and_then(|m| {
-            (m.side == side && m.inner == notice.generation).then_some(m.outer)
-        });
+        let mapped = lock(&self.current)
+            .and_then(|m| (m.side == side && m.inner == notice.generation).then_some(m.outer));
         if let Some(generation) = mapped {
             let _ = self.notices.send(StampedNotice {
                 generation,
@@ -252,5 +251,105 @@ impl MarketDataSource for RoleSource {
         deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<ChainParams>, SourceError>> {
         self.active().option_params(underlying, deadline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::fake::FakeSource;
+    use crate::fanout::{DataNotice, FarmKind, SecType};
+
+    fn stock() -> ContractSpec {
+        ContractSpec {
+            con_id: 1,
+            symbol: "AAPL".into(),
+            sec_type: SecType::Stock,
+            ..ContractSpec::default()
+        }
+    }
+
+    async fn generation_becomes(
+        link: &mut watch::Receiver<LinkState>,
+        want: impl Fn(Option<u64>) -> bool,
+    ) -> Option<u64> {
+        let seen = tokio::time::timeout(
+            Duration::from_secs(2),
+            link.wait_for(|l| want(l.generation)),
+        )
+        .await
+        .expect("link changed in time")
+        .expect("source alive");
+        seen.generation
+    }
+
+    #[tokio::test]
+    async fn a_change_of_role_is_a_new_generation_and_refuses_the_old_sides_requests() {
+        let (local, bus) = (FakeSource::new(), FakeSource::new());
+        let source = RoleSource::start(local.clone(), bus.clone());
+        let mut link = source.link_state();
+        bus.set_link(Some(5));
+        let following = generation_becomes(&mut link, |g| g.is_some())
+            .await
+            .unwrap();
+        assert!(
+            source
+                .subscribe(following, &stock(), MarketDataType::Live)
+                .await
+                .is_ok()
+        );
+        assert_eq!((bus.counts().0, local.counts().0), (1, 0));
+
+        local.set_link(Some(5)); // the same number on the other side must not pass for it
+        source.switch(Side::Local);
+        let leading = generation_becomes(&mut link, |g| g.is_some_and(|g| g != following))
+            .await
+            .unwrap();
+        assert!(leading > following, "generations only grow");
+        let stale = source
+            .subscribe(following, &stock(), MarketDataType::Live)
+            .await;
+        assert!(
+            matches!(stale, Err(SourceError::LinkDown)),
+            "an old side's request went through"
+        );
+        assert!(
+            source
+                .subscribe(leading, &stock(), MarketDataType::Live)
+                .await
+                .is_ok()
+        );
+        assert_eq!((bus.counts().0, local.counts().0), (1, 1));
+
+        local.set_link(None);
+        assert_eq!(generation_becomes(&mut link, |g| g.is_none()).await, None);
+    }
+
+    #[tokio::test]
+    async fn only_the_active_sides_notices_pass_under_its_generation() {
+        let (local, bus) = (FakeSource::new(), FakeSource::new());
+        let source = RoleSource::start(local.clone(), bus.clone());
+        let mut link = source.link_state();
+        let mut notices = source.data_notices();
+        local.set_link(Some(1));
+        bus.set_link(Some(1));
+        let following = generation_becomes(&mut link, |g| g.is_some())
+            .await
+            .unwrap();
+        let farm = DataNotice::Farm {
+            farm: FarmKind::Equities,
+            up: false,
+        };
+        local.farm(farm); // the inactive side: not passed on
+        bus.farm(farm);
+        let got = tokio::time::timeout(Duration::from_secs(2), notices.recv())
+            .await
+            .expect("notice in time")
+            .unwrap();
+        assert_eq!(got.generation, following);
+        assert!(
+            notices.try_recv().is_err(),
+            "the inactive side's notice passed"
+        );
     }
 }

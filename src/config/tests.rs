@@ -247,6 +247,10 @@ fn every_env_var_is_read() {
         ("market_data.risk_free_rate", "0.01"),
         ("market_data.dividend_yield", "0.02"),
         ("server.max_request_bytes", "2048"),
+        ("cluster.url", "nats://127.0.0.1:4222"),
+        ("cluster.name", "prod"),
+        ("cluster.node", "n1"),
+        ("cluster.lease_ttl", "5s"),
     ]
     .into_iter()
     .collect();
@@ -318,4 +322,48 @@ fn allowed_origins_come_from_the_file_or_the_flag_and_are_checked() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn the_cluster_comes_from_the_file_or_the_flags_and_is_checked() {
+    let config = Config::from_toml(
+        "[cluster]\nurl = \"nats://10.0.0.5:4222\"\nname = \"prod-1\"\nnode = \"a.b-1\"\nlease_ttl = \"4s\"\n",
+    )
+    .unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.cluster.url.as_deref(), Some("nats://10.0.0.5:4222"));
+    assert_eq!(config.cluster.lease_ttl, Duration::from_secs(4));
+    assert_eq!(
+        Config::default().cluster.url,
+        None,
+        "no cluster unless asked"
+    );
+
+    let mut flagged = Config::default();
+    flagged
+        .apply(ConfigOverrides {
+            cluster_url: Some("nats://127.0.0.1:4222".into()),
+            cluster_node: Some("n2".into()),
+            ..ConfigOverrides::default()
+        })
+        .unwrap();
+    assert_eq!(flagged.cluster.node.as_deref(), Some("n2"));
+
+    for (toml, field) in [
+        ("url = \"http://x:4222\"", "cluster.url"),
+        ("name = \"a.b\"", "cluster.name"),
+        ("name = \"\"", "cluster.name"),
+        ("node = \"n 1\"", "cluster.node"),
+        ("lease_ttl = \"100ms\"", "cluster.lease_ttl"),
+        ("lease_ttl = \"2m\"", "cluster.lease_ttl"),
+    ] {
+        let err = Config::from_toml(&format!("[cluster]\n{toml}\n"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { field: f, .. } if *f == field),
+            "{toml}: {err}"
+        );
+    }
 }

@@ -217,6 +217,31 @@ mod tests {
         assert!(text.contains("\nibstream_lines_in_use 7\n"));
         assert!(text.contains("\nibstream_updates_out_total 3\n"));
         assert!(text.contains("\nibstream_rate_limiter_delay_seconds_total 1.5\n"));
-        assert_eq!(text.matches("# TYPE ").count(), 12);
+        assert_eq!(text.matches("# TYPE ").count(), 18);
+        assert!(
+            text.contains("\nibstream_cluster_leader 1\n"),
+            "alone, a node leads"
+        );
+    }
+
+    #[test]
+    fn bus_traffic_follows_the_connections_counters() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = Metrics::default();
+        let stats = Arc::new(async_nats::Statistics::default());
+        m.follow_bus(stats.clone());
+        stats.out_messages.store(5, Relaxed);
+        stats.in_bytes.store(1000, Relaxed);
+        let text = m.render();
+        assert!(
+            text.contains("\nibstream_bus_messages_sent_total 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nibstream_bus_bytes_received_total 1000\n"));
+        stats.out_messages.store(8, Relaxed);
+        assert!(
+            m.render()
+                .contains("\nibstream_bus_messages_sent_total 8\n")
+        );
     }
 }

@@ -38,7 +38,8 @@ async fn a_killed_leader_is_replaced_and_every_stream_carries_on() {
     // One IB subscription per instrument, however many nodes and streams watch it.
     let expected = union(&all).len() as u32;
     assert_eq!(
-        rig.wait_gateway_subscriptions(expected, Duration::from_secs(5)).await,
+        rig.wait_gateway_subscriptions(expected, Duration::from_secs(5))
+            .await,
         expected,
         "gateway subscriptions before the kill"
     );
@@ -85,11 +86,17 @@ async fn a_killed_leader_is_replaced_and_every_stream_carries_on() {
         1,
         "two sessions of client id at once"
     );
-    assert_eq!(rig.refusals_326(), 0, "the gateway refused a client id in use");
+    assert_eq!(
+        rig.refusals_326(),
+        0,
+        "the gateway refused a client id in use"
+    );
 
     // The killed node's instruments go; the survivors' stay: no leak, no orphan.
     let wanted = union(&survivors).len() as u32;
-    let live = rig.wait_gateway_subscriptions(wanted, RELEASED_WITHIN).await;
+    let live = rig
+        .wait_gateway_subscriptions(wanted, RELEASED_WITHIN)
+        .await;
     assert_eq!(live, wanted, "gateway subscriptions after the failover");
     tokio::time::sleep(LINGER * 2).await;
     assert_eq!(
@@ -107,7 +114,11 @@ async fn a_killed_followers_instruments_are_released_after_the_linger() {
     let follower = if leader == "n1" { "n2" } else { "n1" };
     let kept = Watched::open(rig.node(&leader), &["AAPL"]).await;
     let _gone = Watched::open(rig.node(follower), &["TSLA", "AAPL"]).await;
-    assert_eq!(rig.wait_gateway_subscriptions(2, Duration::from_secs(5)).await, 2);
+    assert_eq!(
+        rig.wait_gateway_subscriptions(2, Duration::from_secs(5))
+            .await,
+        2
+    );
 
     let killed_at = Instant::now();
     rig.kill(follower);
@@ -124,7 +135,10 @@ async fn a_killed_followers_instruments_are_released_after_the_linger() {
     assert!(!kept.went_stale_after("AAPL", killed_at));
     let after = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(kept.quoted_since("AAPL", Some(after)), "AAPL stopped on the leader");
+    assert!(
+        kept.quoted_since("AAPL", Some(after)),
+        "AAPL stopped on the leader"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +153,14 @@ async fn a_leader_cut_off_from_nats_drops_its_session_and_the_new_term_wins() {
         .map(|n| n.name.clone())
         .filter(|n| *n != leader)
         .collect();
-    let term_before = rig.node(&others[0]).status().await.unwrap().cluster.unwrap().term;
+    let term_before = rig
+        .node(&others[0])
+        .status()
+        .await
+        .unwrap()
+        .cluster
+        .unwrap()
+        .term;
     let watched = Watched::open(rig.node(&others[0]), &["AAPL", "MSFT"]).await;
 
     let cut_at = Instant::now();
@@ -161,10 +182,15 @@ async fn a_leader_cut_off_from_nats_drops_its_session_and_the_new_term_wins() {
         assert!(Instant::now() < deadline, "no new leader:\n{}", rig.logs());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(term_after > term_before, "term {term_after} after {term_before}");
+    assert!(
+        term_after > term_before,
+        "term {term_after} after {term_before}"
+    );
     // The deposed leader let go of its session before the lease could pass.
     assert!(
-        rig.node(&leader).log().contains("no longer the cluster's leader"),
+        rig.node(&leader)
+            .log()
+            .contains("no longer the cluster's leader"),
         "{}",
         rig.node(&leader).log()
     );
@@ -186,11 +212,22 @@ async fn a_leader_cut_off_from_nats_drops_its_session_and_the_new_term_wins() {
     // Back on the bus, the old leader follows; the new term's values are the only ones.
     rig.node(&leader).reconnect();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let status = rig.node(&leader).status().await.expect("old leader answers");
+    let status = rig
+        .node(&leader)
+        .status()
+        .await
+        .expect("old leader answers");
     let cluster = status.cluster.unwrap();
-    assert_eq!(cluster.leader, successor, "the old leader follows the new term");
+    assert_eq!(
+        cluster.leader, successor,
+        "the old leader follows the new term"
+    );
     assert_eq!(cluster.term, term_after);
-    assert_eq!(watched.repeats(), Vec::<String>::new(), "a value published twice");
+    assert_eq!(
+        watched.repeats(),
+        Vec::<String>::new(),
+        "a value published twice"
+    );
     assert_eq!(rig.gateway.most_sessions.load(Ordering::Relaxed), 1);
 }
 
@@ -203,7 +240,11 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
     let follower = rig.nodes.iter().find(|n| n.name != leader).unwrap();
     let mut control = follower.connection().await;
     let pb = ibstream::proto::ibstream::v1::DisconnectRequest {};
-    let status = control.disconnect(pb).await.expect("forwarded").into_inner();
+    let status = control
+        .disconnect(pb)
+        .await
+        .expect("forwarded")
+        .into_inner();
     assert_eq!(
         status.state,
         ibstream::proto::ibstream::v1::ConnectionState::Disconnected as i32
@@ -219,11 +260,18 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
     while follower.status().await.map(|s| s.state)
         != Some(ibstream::proto::ibstream::v1::ConnectionState::Disconnected as i32)
     {
-        assert!(Instant::now() < deadline, "the follower shows a stale status");
+        assert!(
+            Instant::now() < deadline,
+            "the follower shows a stale status"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let connect = ibstream::proto::ibstream::v1::ConnectRequest {};
-    let status = control.connect(connect).await.expect("forwarded").into_inner();
+    let status = control
+        .connect(connect)
+        .await
+        .expect("forwarded")
+        .into_inner();
     assert_eq!(
         status.state,
         ibstream::proto::ibstream::v1::ConnectionState::Connected as i32

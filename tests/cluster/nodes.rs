@@ -184,9 +184,7 @@ impl Rig {
             nodes: Vec::new(),
             gateway,
             cluster,
-            nats: bus::url()
-                .trim_start_matches("nats://")
-                .to_owned(),
+            nats: bus::url().trim_start_matches("nats://").to_owned(),
             db,
             dir: tempfile::tempdir().unwrap(),
         };
@@ -265,7 +263,11 @@ impl Rig {
             {
                 return leader;
             }
-            assert!(Instant::now() < deadline, "no leader agreed on:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no leader agreed on:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -432,8 +434,16 @@ impl Watched {
             events,
         };
         let deadline = Instant::now() + WAIT;
-        while !watched.symbols.iter().all(|s| watched.quoted_since(s, None)) {
-            assert!(Instant::now() < deadline, "no quotes on {} for {symbols:?}", node.name);
+        while !watched
+            .symbols
+            .iter()
+            .all(|s| watched.quoted_since(s, None))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no quotes on {} for {symbols:?}",
+                node.name
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         watched
@@ -449,7 +459,10 @@ impl Watched {
     pub fn first_fresh_after(&self, symbol: &str, since: Option<Instant>) -> Option<Instant> {
         let events = self.events.lock().unwrap();
         let mut stale = false;
-        for (at, seen) in events.iter().filter(|(at, _)| since.is_none_or(|t| *at >= t)) {
+        for (at, seen) in events
+            .iter()
+            .filter(|(at, _)| since.is_none_or(|t| *at >= t))
+        {
             match seen {
                 Seen::Stale(s) if s == symbol => stale = true,
                 Seen::Resumed(s) if s == symbol => stale = false,

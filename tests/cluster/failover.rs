@@ -239,6 +239,15 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
     let leader = rig.wait_leader_connected().await;
     let follower = rig.nodes.iter().find(|n| n.name != leader).unwrap();
     let mut control = follower.connection().await;
+    let mut watched = follower
+        .connection()
+        .await
+        .watch_status(ibstream::proto::ibstream::v1::WatchStatusRequest {})
+        .await
+        .expect("watch opens")
+        .into_inner();
+    let first = watched.message().await.unwrap().unwrap();
+    assert_eq!(first.cluster.as_ref().unwrap().leader, leader);
     let pb = ibstream::proto::ibstream::v1::DisconnectRequest {};
     let status = control
         .disconnect(pb)
@@ -266,6 +275,17 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // So does the follower's status stream.
+    let down = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(s)) = watched.message().await {
+            if s.state == ibstream::proto::ibstream::v1::ConnectionState::Disconnected as i32 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(down, Ok(true), "WatchStatus on the follower missed the disconnect");
     let connect = ibstream::proto::ibstream::v1::ConnectRequest {};
     let status = control
         .connect(connect)
@@ -278,4 +298,24 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
     );
     assert_eq!(rig.sim.control().stats().connections, 1);
     assert_eq!(rig.gateway.most_sessions.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_cluster_node_refuses_sqlite_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ibstream"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--cluster", "nats://127.0.0.1:9"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("IBSTREAM_DATABASE_URL")
+        .env("IBSTREAM_MASTER_KEY", "cluster-test-master-secret")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a cluster keeps its store in PostgreSQL") && err.contains("sqlite"),
+        "{err}"
+    );
 }

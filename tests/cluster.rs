@@ -16,3 +16,5 @@ mod lease;
 mod node;
 #[path = "cluster/nodes.rs"]
 mod nodes;
+#[path = "cluster/served.rs"]
+mod served;

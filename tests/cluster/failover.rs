@@ -285,7 +285,11 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
         false
     })
     .await;
-    assert_eq!(down, Ok(true), "WatchStatus on the follower missed the disconnect");
+    assert_eq!(
+        down,
+        Ok(true),
+        "WatchStatus on the follower missed the disconnect"
+    );
     let connect = ibstream::proto::ibstream::v1::ConnectRequest {};
     let status = control
         .connect(connect)
@@ -304,7 +308,13 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
 fn a_cluster_node_refuses_sqlite_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ibstream"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--cluster", "nats://127.0.0.1:9"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cluster",
+            "nats://127.0.0.1:9",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .env_remove("DATABASE_URL")

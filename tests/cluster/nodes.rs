@@ -160,6 +160,14 @@ impl Rig {
     /// The simulator, the database and `count` nodes (the first started leads), or
     /// `None` after a loud warning when NATS or PostgreSQL is missing outside CI.
     pub async fn start(count: usize) -> Option<Rig> {
+        Rig::start_with(count, |_| {}).await
+    }
+
+    /// [`Rig::start`] with the active profile adjusted by `profile` first.
+    pub async fn start_with(
+        count: usize,
+        adjust: impl FnOnce(&mut ibstream::store::Profile),
+    ) -> Option<Rig> {
         let (_, cluster) = bus::jetstream().await?;
         let db = TestDb::postgres().await?;
         let sim = Simulator::start(SimConfig {
@@ -175,6 +183,7 @@ impl Rig {
         profile.host = "127.0.0.1".into();
         profile.port = sim.gateway_addr().port();
         profile.client_id = CLIENT_ID;
+        adjust(&mut profile);
         store.save_profile(&profile).await.unwrap();
         store.close().await.unwrap();
         let gateway = Arc::new(GatewayWatch::default());

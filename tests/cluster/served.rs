@@ -1,0 +1,177 @@
+//! What a follower serves through the leader: option chains, look-ups and their
+//! refusals, and the cluster's one line budget.
+
+use std::time::Duration;
+
+use ibstream::proto::ibstream::v1 as pb;
+use tokio::time::Instant;
+
+use crate::nodes::{Rig, WAIT};
+
+fn stock(symbol: &str) -> pb::Instrument {
+    pb::Instrument {
+        symbol: symbol.into(),
+        sec_type: pb::SecurityType::Stock as i32,
+        ..Default::default()
+    }
+}
+
+/// The statuses of a quote stream's first `wanted` status events.
+async fn statuses(
+    stream: &mut tonic::Streaming<pb::StreamQuotesResponse>,
+    wanted: usize,
+) -> Vec<pb::InstrumentStatus> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while out.len() < wanted {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, stream.message())
+            .await
+            .expect("statuses in time")
+            .expect("stream healthy")
+            .expect("stream open");
+        if let Some(pb::stream_quotes_response::Event::Status(s)) = msg.event {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_serves_chains_and_look_ups_through_the_leader() {
+    let Some(rig) = Rig::start(2).await else {
+        return;
+    };
+    let leader = rig.wait_leader_connected().await;
+    let follower = rig.nodes.iter().find(|n| n.name != leader).unwrap();
+    let mut client = follower.market_data().await;
+
+    let details = client
+        .resolve_contract(pb::ResolveContractRequest {
+            instrument: Some(stock("AAPL")),
+        })
+        .await
+        .expect("resolved through the leader")
+        .into_inner();
+    assert_eq!(details.instrument.unwrap().con_id, 265598);
+    let unknown = client
+        .resolve_contract(pb::ResolveContractRequest {
+            instrument: Some(stock("NOSUCHSYM")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+    let found = client
+        .search_symbols(pb::SearchSymbolsRequest {
+            pattern: "MSF".into(),
+        })
+        .await
+        .expect("searched through the leader")
+        .into_inner();
+    assert!(
+        found
+            .matches
+            .iter()
+            .any(|m| m.instrument.as_ref().is_some_and(|i| i.symbol == "MSFT")),
+        "{found:?}"
+    );
+
+    let mut chain = client
+        .stream_option_chain(pb::StreamOptionChainRequest {
+            underlying: Some(stock("SPY")),
+            expiration_count: 1,
+            strike_count: 2,
+            rights: pb::Rights::Both as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("chain opens on the follower")
+        .into_inner();
+    let mut options = 0;
+    let complete = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(msg)) = chain.message().await {
+            match msg.event {
+                Some(pb::stream_option_chain_response::Event::Options(o)) => {
+                    options += o.options.len();
+                }
+                Some(pb::stream_option_chain_response::Event::SnapshotComplete(c)) => {
+                    return Some(c.options);
+                }
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("the chain's snapshot completes");
+    assert_eq!(complete, Some(4), "2 strikes × call and put");
+    assert!(options >= 4, "{options} option quotes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clusters_lines_are_one_budget_whichever_node_asks() {
+    let Some(rig) = Rig::start_with(2, |p| p.line_budget = 3).await else {
+        return;
+    };
+    let leader = rig.wait_leader_connected().await;
+    let follower = rig.nodes.iter().find(|n| n.name != leader).unwrap();
+    let mut on_leader = rig.node(&leader).market_data().await;
+    let mut on_follower = follower.market_data().await;
+    let mut first = on_leader
+        .stream_quotes(pb::StreamQuotesRequest {
+            instruments: vec![stock("AAPL"), stock("MSFT")],
+            data_policy: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let took = statuses(&mut first, 2).await;
+    assert!(
+        took.iter()
+            .all(|s| s.kind == pb::InstrumentStatusKind::Subscribed as i32)
+    );
+    let mut second = on_follower
+        .stream_quotes(pb::StreamQuotesRequest {
+            // MSFT is held already: it costs no line. NVDA takes the last one.
+            instruments: vec![stock("MSFT"), stock("NVDA"), stock("AMZN")],
+            data_policy: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The follower's own budget has room: it says subscribed, then passes on the
+    // leader's refusal, as it passes on IB's own (error 101) on a single server.
+    let mut got = statuses(&mut second, 3).await;
+    while !got
+        .iter()
+        .any(|s| s.index == 2 && s.kind != pb::InstrumentStatusKind::Subscribed as i32)
+    {
+        got.extend(statuses(&mut second, 1).await);
+    }
+    let refused = got
+        .iter()
+        .find(|s| s.index == 2 && s.kind != pb::InstrumentStatusKind::Subscribed as i32)
+        .unwrap();
+    assert_eq!(
+        refused.kind,
+        pb::InstrumentStatusKind::LineLimit as i32,
+        "{refused:?}"
+    );
+    assert_eq!(refused.code, tonic::Code::ResourceExhausted as i32);
+    assert!(
+        refused.message.contains("3 of 3 lines"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        got.iter()
+            .filter(|s| s.index < 2)
+            .all(|s| s.kind == pb::InstrumentStatusKind::Subscribed as i32),
+        "{got:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        rig.sim.control().stats().active_market_data_subscriptions,
+        3
+    );
+}

@@ -14,8 +14,8 @@ use crate::api::convert::connection_status;
 use crate::cluster::admin::{AdminServer, Handler};
 use crate::cluster::members::{Members, Report};
 use crate::cluster::{
-    BusSource, BusSourceConfig, ClusterHandle, Leadership, Lease, LeaseConfig, Relay, RelayConfig,
-    Role, RoleSource, SessionOp, Side, Subjects, run_node,
+    BusSource, BusSourceConfig, ClusterHandle, HistoryPort, Leadership, Lease, LeaseConfig, Relay,
+    RelayConfig, Role, RoleSource, SessionOp, Side, Subjects, run_node,
 };
 use crate::config::ClusterConfig;
 use crate::fanout::{Fanout, IbSource, MarketDataSource};
@@ -42,6 +42,8 @@ pub struct Joined {
     pub client: async_nats::Client,
     pub node: String,
     pub source: RoleSource,
+    /// The leader over the bus: the follower's side of `source`, and its historical data.
+    pub bus: Arc<BusSource>,
 }
 
 /// The node's name: configured, or host name and process id.
@@ -92,12 +94,14 @@ pub async fn join(
         },
     )
     .await?;
+    let bus = Arc::new(bus);
     let local: Arc<dyn MarketDataSource> = IbSource::new(session);
-    let source = RoleSource::start(local, Arc::new(bus));
+    let source = RoleSource::start(local, bus.clone());
     Ok(Joined {
         client,
         node,
         source,
+        bus,
     })
 }
 
@@ -107,6 +111,8 @@ pub struct Electing<'a> {
     pub joined: Joined,
     pub session: Session,
     pub fanout: Fanout,
+    /// The session's historical data and pacer, served to the others while leading.
+    pub history: HistoryPort,
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
 }
@@ -118,6 +124,7 @@ pub async fn elect(e: Electing<'_>) -> anyhow::Result<ClusterHandle> {
         joined,
         session,
         fanout,
+        history,
         metrics,
         shutdown,
     } = e;
@@ -125,6 +132,7 @@ pub async fn elect(e: Electing<'_>) -> anyhow::Result<ClusterHandle> {
         client,
         node,
         source,
+        bus: _,
     } = joined;
     metrics.follow_bus(client.statistics());
     metrics.cluster_leader.set(0);
@@ -148,6 +156,7 @@ pub async fn elect(e: Electing<'_>) -> anyhow::Result<ClusterHandle> {
         session: session.clone(),
         source,
         fanout: fanout.clone(),
+        history,
         handler: session_handler(&session, &metrics),
         metrics: metrics.clone(),
         leading: Mutex::default(),
@@ -273,6 +282,7 @@ struct LeaderParts {
     session: Session,
     source: RoleSource,
     fanout: Fanout,
+    history: HistoryPort,
     handler: Handler,
     metrics: Arc<Metrics>,
     leading: Mutex<Option<Leading>>,
@@ -291,6 +301,7 @@ impl Leadership for NodeLeadership {
             let relay = Relay::start(
                 this.client.clone(),
                 this.fanout.clone(),
+                Some(this.history.clone()),
                 RelayConfig {
                     cluster: this.cluster.clone(),
                     term,

@@ -26,7 +26,8 @@ use crate::api::convert::session_profile;
 use crate::api::market_data::{MarketDataParts, MarketDataSettings, SettingsHandle};
 use crate::api::{KeyVerifier, Server, ServerContext, ServerHandle, ServerParts};
 use crate::api::{StreamGate, StreamLimiter};
-use crate::bars::{Bars, IbHistory, LiveBars};
+use crate::bars::{Bars, HistorySource, IbHistory, LiveBars};
+use crate::cluster::{HistoryPort, RoleHistory};
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::fanout::contracts::{ContractStore, Contracts};
@@ -148,14 +149,23 @@ impl App {
             metrics.clone(),
             streams.clone(),
         );
-        let history = IbHistory::new(session.link(), session.pacer());
+        let local_history = IbHistory::new(session.link(), session.pacer());
+        let history_pacer = HistoricalPacer::new(
+            HistoricalRules::scaled(settings.historical_pacing_scale),
+            session.pacer(),
+        );
+        let history: Arc<dyn HistorySource> = match &joined {
+            Some(joined) => Arc::new(RoleHistory {
+                role: joined.source.clone(),
+                local: local_history.clone(),
+                bus: joined.bus.clone(),
+            }),
+            None => local_history.clone(),
+        };
         let bars = Bars::new(
             history.clone(),
             Some(store.clone()),
-            HistoricalPacer::new(
-                HistoricalRules::scaled(settings.historical_pacing_scale),
-                session.pacer(),
-            ),
+            history_pacer.clone(),
             settings.request_timeout,
         );
         market_data.live_bars = Some(LiveBars::new(
@@ -182,6 +192,10 @@ impl App {
                     joined,
                     session: session.clone(),
                     fanout: market_data.fanout.clone(),
+                    history: HistoryPort {
+                        source: local_history,
+                        pacer: history_pacer,
+                    },
                     metrics: metrics.clone(),
                     shutdown: shutdown.clone(),
                 })

@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod error;
 pub mod live;
+pub mod pacing;
 pub mod request;
 pub mod service;
 pub mod source;

@@ -8,12 +8,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::error::BarsError;
+use super::pacing::{bars_key, head_key};
 use super::request::BarQuery;
 use super::source::{HistoryAsk, HistorySource};
 use super::spec::WhatToShow;
 use crate::fanout::lookups::Lookups;
 use crate::fanout::{ContractSpec, FanoutError};
-use crate::ib::historical_pacer::{HistoricalPacer, PacingFull, PacingKey};
+use crate::ib::historical_pacer::{HistoricalPacer, PacingFull};
 use crate::store::{Store, StoredBar};
 
 /// Where a request's bars came from.
@@ -138,16 +139,6 @@ impl Bars {
         query: BarQuery,
         wait: bool,
     ) -> Result<Arc<Vec<StoredBar>>, BarsError> {
-        let key = PacingKey {
-            request: format!("bars:{}:{}:{}", query.series(), query.start, query.end),
-            group: format!(
-                "{}:{}:{}",
-                contract.con_id,
-                contract.exchange,
-                query.what.ib_text()
-            ),
-        };
-        self.pacer.admit(&key, wait).await.map_err(full)?;
         let ask = HistoryAsk {
             contract,
             size: query.size,
@@ -156,6 +147,10 @@ impl Bars {
             start: query.start,
             end: query.end,
         };
+        self.pacer
+            .admit(&bars_key(&ask), wait)
+            .await
+            .map_err(full)?;
         let fetched = self
             .source
             .bars(ask, self.deadline)
@@ -195,19 +190,7 @@ impl Bars {
         let contract = contract.clone();
         self.heads
             .get_or_fetch(&key, move || async move {
-                let pacing = PacingKey {
-                    request: format!(
-                        "head:{}:{}:{regular_hours}",
-                        contract.con_id,
-                        what.ib_text()
-                    ),
-                    group: format!(
-                        "{}:{}:{}",
-                        contract.con_id,
-                        contract.exchange,
-                        what.ib_text()
-                    ),
-                };
+                let pacing = head_key(&contract, what, regular_hours);
                 this.pacer.admit(&pacing, wait).await.map_err(full)?;
                 let head = this
                     .source

@@ -24,12 +24,15 @@ use tokio_util::sync::CancellationToken;
 use super::subjects::Subjects;
 use super::wire::{self, WireError};
 use super::{BusError, MAX_LOOKUP_DEADLINE};
+use crate::bars::source::{BarStream, HistoryAsk, HistorySource};
+use crate::bars::spec::WhatToShow;
 use crate::fanout::tick::Tick;
 use crate::fanout::{
     ChainParams, ContractDetails, ContractSpec, LinkState, MarketDataSource, MarketDataType,
     SourceError, SourceEvent, StampedNotice, SymbolMatch, TickStream,
 };
 use crate::proto::ibstream::cluster::v1 as pb;
+use crate::store::StoredBar;
 
 /// How a node follows the leader.
 #[derive(Debug, Clone)]
@@ -536,6 +539,61 @@ impl MarketDataSource for BusSource {
                     Ok(c.items.iter().map(wire::chain_from_pb).collect())
                 }
                 _ => Err(unexpected("option chain")),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// Historical data comes from the leader, paced there for the whole cluster.
+impl HistorySource for BusSource {
+    fn realtime_bars(
+        &self,
+        _contract: &ContractSpec,
+        _what: WhatToShow,
+        _regular_hours: bool,
+    ) -> BoxFuture<'static, Result<BarStream, SourceError>> {
+        async {
+            Err(SourceError::Ib {
+                code: 0,
+                message: "live bars are served by the cluster's leader only".into(),
+            })
+        }
+        .boxed()
+    }
+
+    fn bars(
+        &self,
+        ask: HistoryAsk,
+        deadline: Duration,
+    ) -> BoxFuture<'static, Result<Vec<StoredBar>, SourceError>> {
+        let inner = self.inner.clone();
+        let query = pb::lookup_request::Query::History(wire::history_to_pb(&ask));
+        async move {
+            match inner.lookup(query, deadline).await? {
+                pb::lookup_reply::Result::Bars(b) => {
+                    Ok(b.items.iter().map(wire::bar_from_pb).collect())
+                }
+                _ => Err(unexpected("historical bars")),
+            }
+        }
+        .boxed()
+    }
+
+    fn head_timestamp(
+        &self,
+        contract: &ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
+        deadline: Duration,
+    ) -> BoxFuture<'static, Result<i64, SourceError>> {
+        let inner = self.inner.clone();
+        let query =
+            pb::lookup_request::Query::Head(wire::head_to_pb(contract, what, regular_hours));
+        async move {
+            match inner.lookup(query, deadline).await? {
+                pb::lookup_reply::Result::Head(head) => Ok(head),
+                _ => Err(unexpected("head timestamp")),
             }
         }
         .boxed()

@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod bus_source;
 pub mod handle;
+pub mod history;
 pub mod lease;
 pub mod members;
 pub mod node;
@@ -37,10 +38,11 @@ use std::time::Duration;
 pub use admin::{ForwardError, SessionOp};
 pub use bus_source::{BusSource, BusSourceConfig};
 pub use handle::ClusterHandle;
+pub use history::HistoryPort;
 pub use lease::{Lease, LeaseConfig, LeaseError, Role};
 pub use node::{Leadership, run as run_node};
 pub use relay::{Relay, RelayConfig};
-pub use role_source::{RoleSource, Side};
+pub use role_source::{RoleHistory, RoleSource, Side};
 pub use subjects::{InvalidClusterName, Subjects};
 
 /// The longest a look-up may keep the leader busy, whatever the asking node says.

@@ -19,6 +19,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::history::HistoryPort;
 use super::subjects::Subjects;
 use super::wire::{self, WireError};
 use super::{BusError, MAX_LOOKUP_DEADLINE};
@@ -61,6 +62,8 @@ struct Holds {
 struct Shared {
     client: Client,
     fanout: Fanout,
+    /// Historical data for the other nodes, when this leader serves it.
+    history: Option<HistoryPort>,
     subjects: Subjects,
     config: RelayConfig,
     holds: Mutex<Holds>,
@@ -83,6 +86,7 @@ impl Relay {
     pub async fn start(
         client: Client,
         fanout: Fanout,
+        history: Option<HistoryPort>,
         config: RelayConfig,
     ) -> Result<Relay, BusError> {
         let subjects = Subjects::new(&config.cluster)?;
@@ -93,6 +97,7 @@ impl Relay {
         let shared = Arc::new(Shared {
             client,
             fanout,
+            history,
             subjects,
             config,
             holds: Mutex::default(),
@@ -165,6 +170,10 @@ fn source_error(e: FanoutError) -> SourceError {
 /// A request the relay cannot act on (no IB code applies).
 fn refused(message: String) -> SourceError {
     SourceError::Ib { code: 0, message }
+}
+
+fn no_history() -> SourceError {
+    refused("this leader serves no historical data".into())
 }
 
 fn undecodable(what: &str, e: &WireError) -> SourceError {
@@ -416,6 +425,14 @@ impl Shared {
                         }),
                     Some(Query::OptionParams(c)) => self.chains(&c, deadline).await,
                     Some(Query::Snapshot(q)) => self.snapshot(&q, deadline).await,
+                    Some(Query::History(q)) => match &self.history {
+                        Some(h) => h.bars(&q, deadline).await,
+                        None => Err(no_history()),
+                    },
+                    Some(Query::Head(q)) => match &self.history {
+                        Some(h) => h.head(&q, deadline).await,
+                        None => Err(no_history()),
+                    },
                 }
             }
         };

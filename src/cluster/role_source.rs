@@ -15,11 +15,14 @@ use futures::future::BoxFuture;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::bars::source::{BarStream, HistoryAsk, HistorySource};
+use crate::bars::spec::WhatToShow;
 use crate::fanout::tick::Tick;
 use crate::fanout::{
     ChainParams, ContractDetails, ContractSpec, LinkState, MarketDataSource, MarketDataType,
     SourceError, StampedNotice, SymbolMatch, TickStream,
 };
+use crate::store::StoredBar;
 
 /// Which side serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +254,53 @@ impl MarketDataSource for RoleSource {
         deadline: Duration,
     ) -> BoxFuture<'static, Result<Vec<ChainParams>, SourceError>> {
         self.active().option_params(underlying, deadline)
+    }
+}
+
+/// A node's historical data as its role changes: its own session while it leads, the
+/// leader's (paced there for the cluster) while it follows.
+pub struct RoleHistory {
+    pub role: RoleSource,
+    pub local: Arc<dyn HistorySource>,
+    pub bus: Arc<dyn HistorySource>,
+}
+
+impl RoleHistory {
+    fn active(&self) -> &Arc<dyn HistorySource> {
+        match self.role.side() {
+            Side::Local => &self.local,
+            Side::Bus => &self.bus,
+        }
+    }
+}
+
+impl HistorySource for RoleHistory {
+    fn realtime_bars(
+        &self,
+        contract: &ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
+    ) -> BoxFuture<'static, Result<BarStream, SourceError>> {
+        self.active().realtime_bars(contract, what, regular_hours)
+    }
+
+    fn bars(
+        &self,
+        ask: HistoryAsk,
+        deadline: Duration,
+    ) -> BoxFuture<'static, Result<Vec<StoredBar>, SourceError>> {
+        self.active().bars(ask, deadline)
+    }
+
+    fn head_timestamp(
+        &self,
+        contract: &ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
+        deadline: Duration,
+    ) -> BoxFuture<'static, Result<i64, SourceError>> {
+        self.active()
+            .head_timestamp(contract, what, regular_hours, deadline)
     }
 }
 

@@ -100,7 +100,7 @@ async fn start_relay(
         interest_ttl: Duration::from_millis(600),
         link_every: Duration::from_millis(100),
     };
-    Relay::start(nats.clone(), fanout.clone(), config)
+    Relay::start(nats.clone(), fanout.clone(), None, config)
         .await
         .unwrap()
 }

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use prost::Message;
 
+use crate::bars::source::HistoryAsk;
+use crate::bars::spec::{BarSize, WhatToShow};
 use crate::fanout::tick::{OptionComputation, PriceField, SizeField, Tick};
 use crate::fanout::{
     ChainParams, ContractDetails, ContractSpec, DataNotice, FarmKind, FeedStatus, FeedView,
     MarketDataType, OptionExtras, Quote, Right, SecType, SourceError, SourceEvent, SymbolMatch,
 };
 use crate::proto::ibstream::cluster::v1 as pb;
+use crate::store::StoredBar;
 
 pub use pb::{
     ChainList, DetailsList, InterestReply, InterestRequest, Link, LookupReply, LookupRequest,
@@ -28,6 +31,8 @@ pub enum WireError {
     Missing(&'static str),
     #[error("{field} has the unknown value {value}")]
     Unknown { field: &'static str, value: i32 },
+    #[error("{field} has the unknown value {value:?}")]
+    UnknownText { field: &'static str, value: String },
 }
 
 /// Decodes one message of the bus.
@@ -426,6 +431,82 @@ pub fn chain_from_pb(c: &pb::ChainParams) -> ChainParams {
         multiplier: c.multiplier.clone(),
         expirations: c.expirations.clone(),
         strikes: c.strikes.clone(),
+    }
+}
+
+pub fn history_to_pb(ask: &HistoryAsk) -> pb::HistoryQuery {
+    pb::HistoryQuery {
+        contract: Some(contract_to_pb(&ask.contract)),
+        bar_size: ask.size.ib_text().to_owned(),
+        what_to_show: ask.what.ib_text().to_owned(),
+        regular_hours: ask.regular_hours,
+        start: ask.start,
+        end: ask.end,
+    }
+}
+
+fn what_from_pb(text: &str) -> Result<WhatToShow, WireError> {
+    WhatToShow::parse(text).ok_or_else(|| WireError::UnknownText {
+        field: "what_to_show",
+        value: text.chars().take(32).collect(),
+    })
+}
+
+pub fn history_from_pb(q: &pb::HistoryQuery) -> Result<HistoryAsk, WireError> {
+    let contract = q.contract.as_ref().ok_or(WireError::Missing("contract"))?;
+    Ok(HistoryAsk {
+        contract: contract_from_pb(contract)?,
+        size: BarSize::parse(&q.bar_size).ok_or_else(|| WireError::UnknownText {
+            field: "bar_size",
+            value: q.bar_size.chars().take(32).collect(),
+        })?,
+        what: what_from_pb(&q.what_to_show)?,
+        regular_hours: q.regular_hours,
+        start: q.start,
+        end: q.end,
+    })
+}
+
+pub fn head_to_pb(contract: &ContractSpec, what: WhatToShow, regular_hours: bool) -> pb::HeadQuery {
+    pb::HeadQuery {
+        contract: Some(contract_to_pb(contract)),
+        what_to_show: what.ib_text().to_owned(),
+        regular_hours,
+    }
+}
+
+pub fn head_from_pb(q: &pb::HeadQuery) -> Result<(ContractSpec, WhatToShow, bool), WireError> {
+    let contract = q.contract.as_ref().ok_or(WireError::Missing("contract"))?;
+    Ok((
+        contract_from_pb(contract)?,
+        what_from_pb(&q.what_to_show)?,
+        q.regular_hours,
+    ))
+}
+
+pub fn bar_to_pb(b: &StoredBar) -> pb::Bar {
+    pb::Bar {
+        time: b.time,
+        open: b.open,
+        high: b.high,
+        low: b.low,
+        close: b.close,
+        volume: b.volume,
+        wap: b.wap,
+        count: b.count,
+    }
+}
+
+pub fn bar_from_pb(b: &pb::Bar) -> StoredBar {
+    StoredBar {
+        time: b.time,
+        open: b.open,
+        high: b.high,
+        low: b.low,
+        close: b.close,
+        volume: b.volume,
+        wap: b.wap,
+        count: b.count,
     }
 }
 

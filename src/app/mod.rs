@@ -195,6 +195,7 @@ impl App {
                     history: HistoryPort {
                         source: local_history,
                         pacer: history_pacer,
+                        live: market_data.live_bars.clone(),
                     },
                     metrics: metrics.clone(),
                     shutdown: shutdown.clone(),

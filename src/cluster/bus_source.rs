@@ -75,6 +75,8 @@ struct Inner {
     leader: Mutex<Leader>,
     /// Instruments subscribed here, with how many subscriptions hold each.
     interest: Mutex<HashMap<i64, usize>>,
+    /// Real-time bar feeds read here, likewise.
+    bar_interest: Mutex<HashMap<BarsKey, usize>>,
     cancel: CancellationToken,
 }
 
@@ -111,6 +113,7 @@ impl BusSource {
                 heard: Instant::now(),
             }),
             interest: Mutex::default(),
+            bar_interest: Mutex::default(),
             cancel: CancellationToken::new(),
         });
         let run = |f: BoxFuture<'static, ()>| {
@@ -221,9 +224,18 @@ impl Inner {
         loop {
             tick.tick().await;
             let con_ids: Vec<i64> = lock(&self.interest).keys().copied().collect();
+            let bars = lock(&self.bar_interest)
+                .keys()
+                .map(|(con_id, what, regular_hours)| pb::BarsKey {
+                    con_id: *con_id,
+                    what_to_show: what.ib_text().to_owned(),
+                    regular_hours: *regular_hours,
+                })
+                .collect();
             let renewal = pb::Renewal {
                 node: self.config.node.clone(),
                 con_ids,
+                bars,
             };
             let _ = self
                 .client
@@ -269,7 +281,7 @@ impl Inner {
             .subscribe(self.subjects.quote(con_id))
             .await
             .map_err(|_| SourceError::LinkDown)?;
-        let held = Interest::take(&self, con_id);
+        let held = Interest::take(&self, con_id, |i| &i.interest);
         let request = pb::InterestRequest {
             node: self.config.node.clone(),
             contract: Some(wire::contract_to_pb(&contract)),
@@ -320,6 +332,68 @@ impl Inner {
                 let _ = &held;
                 e
             });
+        Ok(stream.boxed())
+    }
+
+    /// A real-time bar feed held at the leader for as long as the stream lives; bars of
+    /// an older term than the leader's answer are a deposed leader's, and ignored.
+    async fn live_bars(
+        self: Arc<Self>,
+        contract: ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
+    ) -> Result<BarStream, SourceError> {
+        let term = {
+            let leader = lock(&self.leader);
+            if leader.generation.is_none() {
+                return Err(SourceError::LinkDown);
+            }
+            leader.term
+        };
+        let subject = self
+            .subjects
+            .live_bars(contract.con_id, what.ib_text(), regular_hours);
+        // Subscribed before asking, so no bar published after the reply is missed.
+        let bars = self
+            .client
+            .subscribe(subject)
+            .await
+            .map_err(|_| SourceError::LinkDown)?;
+        let key = (contract.con_id, what, regular_hours);
+        let held = Interest::take(&self, key, |i| &i.bar_interest);
+        let request = pb::BarsInterest {
+            node: self.config.node.clone(),
+            contract: Some(wire::contract_to_pb(&contract)),
+            what_to_show: what.ib_text().to_owned(),
+            regular_hours,
+        };
+        let reply = self
+            .ask(
+                self.subjects.bars_interest(),
+                request.encode_to_vec(),
+                self.config.request_timeout,
+            )
+            .await
+            .map_err(|_| SourceError::LinkDown)?;
+        let reply: pb::BarsInterestReply =
+            wire::decode(&reply).map_err(|e| bad_reply("bars interest", &e))?;
+        if reply.term < term {
+            return Err(SourceError::LinkDown);
+        }
+        if let Some(e) = reply.error {
+            return Err(wire::error_from_pb(&e).map_err(|e| bad_reply("bars interest", &e))?);
+        }
+        let newest = reply.term;
+        let stream = bars.filter_map(move |msg| {
+            // The interest lasts as long as the stream.
+            let _ = &held;
+            let bar = wire::decode::<pb::LiveBar>(&msg.payload)
+                .ok()
+                .filter(|b| b.term >= newest)
+                .and_then(|b| b.bar)
+                .map(|b| Ok(wire::bar_from_pb(&b)));
+            futures::future::ready(bar)
+        });
         Ok(stream.boxed())
     }
 
@@ -414,28 +488,35 @@ impl Order {
 }
 
 /// One subscription's share of this node's interest in an instrument.
-struct Interest {
+/// A real-time bar feed: conId, what to show, regular hours only.
+type BarsKey = (i64, WhatToShow, bool);
+
+/// One stream's share of what this node declares to the leader; the leader keeps a key
+/// while some share of it lives here.
+struct Interest<K: std::hash::Hash + Eq + Clone> {
     inner: Arc<Inner>,
-    con_id: i64,
+    key: K,
+    set: fn(&Inner) -> &Mutex<HashMap<K, usize>>,
 }
 
-impl Interest {
-    fn take(inner: &Arc<Inner>, con_id: i64) -> Interest {
-        *lock(&inner.interest).entry(con_id).or_insert(0) += 1;
+impl<K: std::hash::Hash + Eq + Clone> Interest<K> {
+    fn take(inner: &Arc<Inner>, key: K, set: fn(&Inner) -> &Mutex<HashMap<K, usize>>) -> Self {
+        *lock(set(inner)).entry(key.clone()).or_insert(0) += 1;
         Interest {
             inner: inner.clone(),
-            con_id,
+            key,
+            set,
         }
     }
 }
 
-impl Drop for Interest {
+impl<K: std::hash::Hash + Eq + Clone> Drop for Interest<K> {
     fn drop(&mut self) {
-        let mut interest = lock(&self.inner.interest);
-        if let Some(n) = interest.get_mut(&self.con_id) {
+        let mut interest = lock((self.set)(&self.inner));
+        if let Some(n) = interest.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                interest.remove(&self.con_id);
+                interest.remove(&self.key);
             }
         }
     }
@@ -549,17 +630,14 @@ impl MarketDataSource for BusSource {
 impl HistorySource for BusSource {
     fn realtime_bars(
         &self,
-        _contract: &ContractSpec,
-        _what: WhatToShow,
-        _regular_hours: bool,
+        contract: &ContractSpec,
+        what: WhatToShow,
+        regular_hours: bool,
     ) -> BoxFuture<'static, Result<BarStream, SourceError>> {
-        async {
-            Err(SourceError::Ib {
-                code: 0,
-                message: "live bars are served by the cluster's leader only".into(),
-            })
-        }
-        .boxed()
+        self.inner
+            .clone()
+            .live_bars(contract.clone(), what, regular_hours)
+            .boxed()
     }
 
     fn bars(

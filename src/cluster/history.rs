@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::wire::{self, WireError};
+use crate::bars::LiveBars;
 use crate::bars::pacing::{bars_key, head_key};
 use crate::bars::source::HistorySource;
 use crate::fanout::SourceError;
@@ -21,6 +22,8 @@ const PACING_VIOLATION: i32 = 162;
 pub struct HistoryPort {
     pub source: Arc<dyn HistorySource>,
     pub pacer: HistoricalPacer,
+    /// The leader's shared real-time bar feeds, when it serves them to the others.
+    pub live: Option<LiveBars>,
 }
 
 impl HistoryPort {

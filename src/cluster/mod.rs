@@ -23,6 +23,7 @@ pub mod bus_source;
 pub mod handle;
 pub mod history;
 pub mod lease;
+pub mod live_relay;
 pub mod members;
 pub mod node;
 pub mod relay;

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::history::HistoryPort;
+use super::live_relay::LiveRelay;
 use super::subjects::Subjects;
 use super::wire::{self, WireError};
 use super::{BusError, MAX_LOOKUP_DEADLINE};
@@ -73,6 +74,7 @@ struct Shared {
 /// A running relay; dropping it (or [`Relay::stop`]) stops it and releases every hold.
 pub struct Relay {
     shared: Arc<Shared>,
+    _live: Option<LiveRelay>,
 }
 
 fn lock(m: &Mutex<Holds>) -> MutexGuard<'_, Holds> {
@@ -94,6 +96,19 @@ impl Relay {
         let interest = client.subscribe(subjects.interest()).await.map_err(bus)?;
         let renew = client.subscribe(subjects.renew()).await.map_err(bus)?;
         let lookup = client.subscribe(subjects.lookup()).await.map_err(bus)?;
+        let live = match history.as_ref().and_then(|h| h.live.clone()) {
+            Some(live) => Some(
+                LiveRelay::start(
+                    client.clone(),
+                    subjects.clone(),
+                    live,
+                    config.term,
+                    config.interest_ttl,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             client,
             fanout,
@@ -118,7 +133,10 @@ impl Relay {
         run(&shared, Box::pin(shared.clone().expire()));
         run(&shared, Box::pin(shared.clone().publish_link()));
         run(&shared, Box::pin(shared.clone().publish_notices()));
-        Ok(Relay { shared })
+        Ok(Relay {
+            shared,
+            _live: live,
+        })
     }
 
     /// The term this relay publishes in.
@@ -154,7 +172,7 @@ impl Drop for Relay {
 
 /// The fan-out's refusal as the source error a follower's feed understands; the cluster's
 /// line budget is a line limit like IB's.
-fn source_error(e: FanoutError) -> SourceError {
+pub(super) fn source_error(e: FanoutError) -> SourceError {
     match e {
         FanoutError::LineBudget { .. } => SourceError::LineLimit(e.to_string()),
         FanoutError::IbLineLimit(m) => SourceError::LineLimit(m),

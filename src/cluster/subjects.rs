@@ -64,6 +64,17 @@ impl Subjects {
         format!("{}.admin", self.prefix)
     }
 
+    /// Requests for real-time bar feeds.
+    pub fn bars_interest(&self) -> String {
+        format!("{}.bars-interest", self.prefix)
+    }
+
+    /// The five-second bars of one feed.
+    pub fn live_bars(&self, con_id: i64, what: &str, regular_hours: bool) -> String {
+        let hours = if regular_hours { "rth" } else { "all" };
+        format!("{}.bars.{con_id}.{what}.{hours}", self.prefix)
+    }
+
     /// Every new value of one instrument.
     pub fn quote(&self, con_id: i64) -> String {
         format!("{}.quote.{con_id}", self.prefix)

@@ -445,7 +445,7 @@ pub fn history_to_pb(ask: &HistoryAsk) -> pb::HistoryQuery {
     }
 }
 
-fn what_from_pb(text: &str) -> Result<WhatToShow, WireError> {
+pub fn what_from_pb(text: &str) -> Result<WhatToShow, WireError> {
     WhatToShow::parse(text).ok_or_else(|| WireError::UnknownText {
         field: "what_to_show",
         value: text.chars().take(32).collect(),

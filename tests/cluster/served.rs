@@ -220,3 +220,82 @@ async fn followers_bars_are_paced_for_the_whole_cluster() {
         "the gateway saw the cluster break IB's pacing rules"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_live_bars_come_from_the_leaders_one_feed_and_go_with_it() {
+    let Some(rig) = Rig::start(2).await else {
+        return;
+    };
+    let leader = rig.wait_leader_connected().await;
+    let follower = rig.nodes.iter().find(|n| n.name != leader).unwrap();
+    let open = |node: &crate::nodes::Node| {
+        let node = node.grpc.clone();
+        async move {
+            let channel = tonic::transport::Channel::from_shared(node)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            pb::market_data_service_client::MarketDataServiceClient::new(channel)
+                .stream_bars(pb::StreamBarsRequest {
+                    instrument: Some(stock("AAPL")),
+                    bar_size: "5s".into(),
+                    history_bars: 2,
+                    ..Default::default()
+                })
+                .await
+                .expect("bars stream opens")
+                .into_inner()
+        }
+    };
+    let mut on_follower = open(follower).await;
+    let mut on_leader = open(rig.node(&leader)).await;
+    // Two bars of history, then live ones: a bar of a period later than the history's.
+    let mut starts = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while starts.len() < 4 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, on_follower.message())
+            .await
+            .expect("bars in time")
+            .expect("stream healthy")
+            .expect("stream open");
+        if let Some(pb::stream_bars_response::Event::Bar(b)) = msg.event {
+            starts.push(b.time.unwrap().seconds);
+        }
+    }
+    assert!(
+        starts.windows(2).all(|w| w[1] == w[0] + 5),
+        "consecutive five-second bars: {starts:?}"
+    );
+    let next_on_leader = tokio::time::timeout(WAIT, on_leader.message()).await;
+    assert!(
+        matches!(next_on_leader, Ok(Ok(Some(_)))),
+        "the leader's own stream reads too"
+    );
+    let stats = rig.sim.control().stats();
+    assert_eq!(
+        stats.requests_by_type.get("RequestRealTimeBars"),
+        Some(&1),
+        "one IB feed for both nodes"
+    );
+
+    // Nobody reads any more: the leader lets the feed go (holds expire, then the linger).
+    drop((on_follower, on_leader));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rig
+        .sim
+        .control()
+        .stats()
+        .requests_by_type
+        .get("CancelRealTimeBars")
+        != Some(&1)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the feed was never cancelled:\n{}",
+            rig.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,4 +1,6 @@
-//! `grpc.health.v1`: every ibstream service is SERVING exactly while the IB session is.
+//! `grpc.health.v1`: every ibstream service is SERVING exactly while the IB session is
+//! (in a cluster, while the node's market data flows: its own session when it leads,
+//! the leader's otherwise).
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -6,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::fanout::LinkState;
 use crate::ib::SessionStatus;
 
 /// Reports `status` for the server as a whole ("") and each of `services`.
@@ -16,18 +19,29 @@ async fn set_all(reporter: &HealthReporter, services: &[&str], status: ServingSt
     }
 }
 
-/// Follows the session's status for `services` until shutdown, then reports
-/// NOT_SERVING.
-pub fn spawn_health_follower(
+/// Whether a session's status means the server serves.
+pub fn session_serves(status: &SessionStatus) -> bool {
+    status.is_serving()
+}
+
+/// Whether a market-data link means the server serves.
+pub fn link_serves(link: &LinkState) -> bool {
+    link.generation.is_some()
+}
+
+/// Follows `status` for `services` until shutdown (SERVING while `serves` says so),
+/// then reports NOT_SERVING.
+pub fn spawn_health_follower<T: Send + Sync + 'static>(
     reporter: HealthReporter,
     services: &'static [&'static str],
-    mut status: watch::Receiver<SessionStatus>,
+    mut status: watch::Receiver<T>,
+    serves: fn(&T) -> bool,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = None;
         loop {
-            let serving = if status.borrow_and_update().is_serving() {
+            let serving = if serves(&status.borrow_and_update()) {
                 ServingStatus::Serving
             } else {
                 ServingStatus::NotServing

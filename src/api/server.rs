@@ -15,7 +15,7 @@ use tonic::transport::{Server as TonicServer, ServerTlsConfig};
 use super::auth::{Authenticator, Authorize, KeyVerifier};
 use super::context::ServerContext;
 use super::deadline::UnaryDeadline;
-use super::health::spawn_health_follower;
+use super::health::{link_serves, session_serves, spawn_health_follower};
 use super::market_data::{MarketData, MarketDataParts};
 use super::middleware::MiddlewareLayer;
 use super::missing_message::MissingMessage;
@@ -130,12 +130,22 @@ impl Server {
         let shutdown = parts.shutdown;
         let ctx = parts.context;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        let health_task = spawn_health_follower(
-            health_reporter,
-            SERVED_SERVICES,
-            ctx.session.watch_status(),
-            shutdown.clone(),
-        );
+        let health_task = match &ctx.cluster {
+            None => spawn_health_follower(
+                health_reporter,
+                SERVED_SERVICES,
+                ctx.session.watch_status(),
+                session_serves,
+                shutdown.clone(),
+            ),
+            Some(_) => spawn_health_follower(
+                health_reporter,
+                SERVED_SERVICES,
+                parts.market_data.fanout.source().link_state(),
+                link_serves,
+                shutdown.clone(),
+            ),
+        };
         let reflection_v1 = reflection()
             .build_v1()
             .context("building the reflection service")?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::nodes::{LINGER, Rig, Watched};
+use crate::nodes::{LINGER, Rig, Watched, eventually};
 
 /// How long a node's instruments outlive the node: its holds at the leader expire
 /// (3 s without a renewal), then the linger.
@@ -238,6 +238,8 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
     };
     let leader = rig.wait_leader_connected().await;
     let follower = rig.nodes.iter().find(|n| n.name != leader).unwrap();
+    // A follower serves while the leader's session is up, whatever its own.
+    assert_eq!(follower.health().await, Some(true));
     let mut control = follower.connection().await;
     let mut watched = follower
         .connection()
@@ -259,11 +261,12 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
         ibstream::proto::ibstream::v1::ConnectionState::Disconnected as i32
     );
     assert_eq!(status.cluster.expect("cluster part").leader, leader);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while rig.sim.control().stats().connections > 0 {
-        assert!(Instant::now() < deadline, "the leader's session stayed up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "the leader's session closed",
+        || rig.sim.control().stats().connections == 0,
+    )
+    .await;
     // Every node now shows the leader's session down.
     let deadline = Instant::now() + Duration::from_secs(5);
     while follower.status().await.map(|s| s.state)
@@ -272,6 +275,15 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
         assert!(
             Instant::now() < deadline,
             "the follower shows a stale status"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The follower has no data to serve now: its health says so.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while follower.health().await != Some(false) {
+        assert!(
+            Instant::now() < deadline,
+            "the follower still reports SERVING"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

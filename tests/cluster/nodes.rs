@@ -72,6 +72,19 @@ impl Node {
         Some(status.into_inner())
     }
 
+    /// Whether the node reports SERVING (`None` when it does not answer).
+    pub async fn health(&self) -> Option<bool> {
+        let mut client = tonic_health::pb::health_client::HealthClient::new(self.channel().await?);
+        let answer = client
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .ok()?
+            .into_inner();
+        Some(
+            answer.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+        )
+    }
+
     /// SIGKILL: no goodbye to NATS, the gateway or the lease.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -348,6 +361,15 @@ impl Drop for Rig {
             node.kill();
         }
         let _ = &self.db;
+    }
+}
+
+/// Waits until `done` holds, checking every 20 ms; fails naming `what` after `within`.
+pub async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

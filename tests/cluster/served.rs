@@ -6,7 +6,7 @@ use std::time::Duration;
 use ibstream::proto::ibstream::v1 as pb;
 use tokio::time::Instant;
 
-use crate::nodes::{Rig, WAIT};
+use crate::nodes::{Rig, WAIT, eventually};
 
 fn stock(symbol: &str) -> pb::Instrument {
     pb::Instrument {
@@ -252,6 +252,7 @@ async fn a_followers_live_bars_come_from_the_leaders_one_feed_and_go_with_it() {
     let mut on_leader = open(rig.node(&leader)).await;
     // Two bars of history, then live ones: a bar of a period later than the history's.
     let mut starts = Vec::new();
+    let mut seen = Vec::new();
     let deadline = Instant::now() + WAIT;
     while starts.len() < 4 {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -259,10 +260,11 @@ async fn a_followers_live_bars_come_from_the_leaders_one_feed_and_go_with_it() {
             .await
             .expect("bars in time")
             .expect("stream healthy")
-            .expect("stream open");
-        if let Some(pb::stream_bars_response::Event::Bar(b)) = msg.event {
-            starts.push(b.time.unwrap().seconds);
+            .unwrap_or_else(|| panic!("stream ended after {seen:?}:\n{}", rig.logs()));
+        if let Some(pb::stream_bars_response::Event::Bar(b)) = &msg.event {
+            starts.push(b.time.as_ref().unwrap().seconds);
         }
+        seen.push(msg.event);
     }
     assert!(
         starts.windows(2).all(|w| w[1] == w[0] + 5),
@@ -282,20 +284,9 @@ async fn a_followers_live_bars_come_from_the_leaders_one_feed_and_go_with_it() {
 
     // Nobody reads any more: the leader lets the feed go (holds expire, then the linger).
     drop((on_follower, on_leader));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while rig
-        .sim
-        .control()
-        .stats()
-        .requests_by_type
-        .get("CancelRealTimeBars")
-        != Some(&1)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the feed was never cancelled:\n{}",
-            rig.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(15), "the feed cancelled at IB", || {
+        let stats = rig.sim.control().stats();
+        stats.requests_by_type.get("CancelRealTimeBars") == Some(&1)
+    })
+    .await;
 }

@@ -149,19 +149,16 @@ impl Shared {
         }
         let key = (contract.con_id, what, ask.regular_hours);
         let mut state = lock(&self.state);
-        if !state.published.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = state.published.entry(key) {
             let lease = self
                 .live
                 .open(&contract, what, ask.regular_hours)
                 .map_err(bars_error)?;
             let task = tokio::spawn(self.clone().publish(key, lease.subscribe()));
-            state.published.insert(
-                key,
-                Published {
-                    _lease: lease,
-                    task: task.abort_handle(),
-                },
-            );
+            slot.insert(Published {
+                _lease: lease,
+                task: task.abort_handle(),
+            });
         }
         state.holds.insert((ask.node, key), Instant::now());
         Ok(())

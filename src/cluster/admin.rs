@@ -178,3 +178,67 @@ fn op_from_pb(op: i32) -> Option<SessionOp> {
         pb::admin_request::Op::Unspecified => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler() -> Handler {
+        Arc::new(|op| {
+            Box::pin(async move {
+                match op {
+                    SessionOp::Connect => Ok(api::ConnectionStatus {
+                        client_id: 7,
+                        ..Default::default()
+                    }),
+                    _ => Err((tonic::Code::Unavailable as i32, "not connected".into())),
+                }
+            })
+        })
+    }
+
+    fn refused(reply: pb::AdminReply) -> pb::AdminError {
+        match reply.result {
+            Some(pb::admin_reply::Result::Error(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_or_unknown_commands_are_refused_as_invalid() {
+        for payload in [
+            b"\xff\xff\xff".to_vec(),
+            pb::AdminRequest {
+                op: 99,
+                node: "n".into(),
+            }
+            .encode_to_vec(),
+            pb::AdminRequest::default().encode_to_vec(),
+        ] {
+            let e = refused(answer(&handler(), &payload).await);
+            assert_eq!(e.code, tonic::Code::InvalidArgument as i32, "{}", e.message);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_leaders_answer_and_refusal_travel_as_they_were() {
+        let connect = pb::AdminRequest {
+            op: pb::admin_request::Op::Connect.into(),
+            node: "n2".into(),
+        };
+        match answer(&handler(), &connect.encode_to_vec()).await.result {
+            Some(pb::admin_reply::Result::Status(bytes)) => {
+                let status = api::ConnectionStatus::decode(bytes.as_slice()).unwrap();
+                assert_eq!(status.client_id, 7);
+            }
+            other => panic!("{other:?}"),
+        }
+        let disconnect = pb::AdminRequest {
+            op: pb::admin_request::Op::Disconnect.into(),
+            node: "n2".into(),
+        };
+        let e = refused(answer(&handler(), &disconnect.encode_to_vec()).await);
+        assert_eq!(e.code, tonic::Code::Unavailable as i32);
+        assert_eq!(e.message, "not connected");
+    }
+}

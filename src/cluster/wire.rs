@@ -582,4 +582,49 @@ mod tests {
         assert_eq!(mine, q);
         assert_eq!(extras, OptionExtras::default());
     }
+
+    #[test]
+    fn history_requests_round_trip_and_unknown_texts_are_refused() {
+        use crate::bars::spec::{BarSize, WhatToShow};
+        let ask = HistoryAsk {
+            contract: ContractSpec {
+                con_id: 265598,
+                symbol: "AAPL".into(),
+                sec_type: SecType::Stock,
+                ..ContractSpec::default()
+            },
+            size: BarSize::parse("5 mins").unwrap(),
+            what: WhatToShow::Midpoint,
+            regular_hours: true,
+            start: 100,
+            end: 400,
+        };
+        let back = history_from_pb(&history_to_pb(&ask)).unwrap();
+        assert_eq!(back.contract.con_id, 265598);
+        assert_eq!(
+            (back.size, back.what, back.regular_hours),
+            (ask.size, ask.what, true)
+        );
+        assert_eq!((back.start, back.end), (100, 400));
+        let mut bad = history_to_pb(&ask);
+        bad.bar_size = "7 fortnights".into();
+        assert!(matches!(
+            history_from_pb(&bad),
+            Err(WireError::UnknownText {
+                field: "bar_size",
+                ..
+            })
+        ));
+        let mut bad = history_to_pb(&ask);
+        bad.what_to_show = "x".repeat(10_000);
+        match history_from_pb(&bad) {
+            Err(WireError::UnknownText { value, .. }) => assert!(value.len() <= 32, "echo bounded"),
+            other => panic!("{other:?}"),
+        }
+        bad.contract = None;
+        assert!(matches!(
+            history_from_pb(&bad),
+            Err(WireError::Missing("contract"))
+        ));
+    }
 }

@@ -102,6 +102,8 @@ struct Freshness {
     fresh: bool,
     went_stale: bool,
     recovered_ns: Option<i64>,
+    /// The newest fresh quote: tells a stale mark lost from a stream that stopped.
+    last_fresh_ns: i64,
 }
 
 /// One subscriber.
@@ -274,6 +276,7 @@ fn receive(sub: &Sub, shared: &Shared, msg: pb::StreamQuotesResponse) {
                     f.recovered_ns = Some(at);
                 }
                 f.fresh = true;
+                f.last_fresh_ns = at;
             }
         }
         Some(Event::Status(s)) if s.kind == pb::InstrumentStatusKind::Stale as i32 => {
@@ -362,6 +365,7 @@ async fn recovered(killed_url: &str, killed_at: i64, shared: &Arc<Shared>) -> St
         // What stays missing, for the report: never marked stale, or stale and not
         // fresh again; by node and by instrument.
         let (mut never_stale, mut urls, mut indexes) = (0, BTreeSet::new(), BTreeSet::new());
+        let mut last_fresh = i64::MIN;
         for sub in &survivors {
             for (i, f) in sub.state.lock().unwrap().iter().enumerate() {
                 match f.recovered_ns {
@@ -371,6 +375,7 @@ async fn recovered(killed_url: &str, killed_at: i64, shared: &Arc<Shared>) -> St
                         never_stale += usize::from(!f.went_stale);
                         urls.insert(sub.url.clone());
                         indexes.insert(i);
+                        last_fresh = last_fresh.max(f.last_fresh_ns);
                     }
                 }
             }
@@ -381,7 +386,9 @@ async fn recovered(killed_url: &str, killed_at: i64, shared: &Arc<Shared>) -> St
         if started.elapsed() > FAILOVER_WAIT {
             return format!(
                 "timeout {missing} stream-instruments not fresh ({never_stale} never marked \
-                 stale) on {urls:?}, instruments {indexes:?}"
+                 stale, newest fresh quote {:.1} s after the kill) on {urls:?}, instruments \
+                 {indexes:?}",
+                (last_fresh - killed_at) as f64 / 1e9
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

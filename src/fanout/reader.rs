@@ -152,6 +152,14 @@ impl Reader {
         let stale = view.status == FeedStatus::Stale;
         if view.resumes > slot.resumes {
             if slot.last_seq > 0 || slot.stale {
+                // A reader that fell behind may never have seen the stale value: the
+                // episode is still told, late, so no outage is conflated away.
+                if !slot.stale {
+                    self.pending.push_back(ReaderEvent::Status {
+                        slot: slot_id,
+                        kind: StatusKind::Stale,
+                    });
+                }
                 self.pending.push_back(ReaderEvent::Status {
                     slot: slot_id,
                     kind: StatusKind::Resumed { gap: view.last_gap },

@@ -259,6 +259,27 @@ async fn streams_go_stale_and_resume_in_a_new_session() {
 }
 
 #[tokio::test]
+async fn a_reader_that_missed_the_stale_value_still_hears_of_the_outage() {
+    let (source, _fanout, mut reader) = watching_one_stock(Tick::Price(PriceField::Bid, 5.0)).await;
+    // The whole episode passes before the reader looks again: the watch keeps only the
+    // newest value, which is fresh.
+    source.end_all(SourceError::LinkDown);
+    source.set_link(None);
+    settle().await;
+    source.set_link(Some(2));
+    settle().await;
+    source.tick(1, Tick::Price(PriceField::Bid, 6.0));
+    settle().await;
+    assert_eq!(next_status(&mut reader).await.1, StatusKind::Stale);
+    assert!(matches!(
+        next_status(&mut reader).await.1,
+        StatusKind::Resumed { gap: Some(_) }
+    ));
+    let (_, fresh, _) = next_update(&mut reader).await;
+    assert_eq!(fresh.quote.bid, Some(6.0));
+}
+
+#[tokio::test]
 async fn refused_live_data_falls_back_to_delayed_only_for_readers_that_allow_it() {
     let source = FakeSource::new();
     source.no_live.lock().unwrap().insert(7);

@@ -121,8 +121,10 @@ struct Sub {
 struct Shared {
     measuring: AtomicBool,
     subs: Mutex<Vec<Arc<Sub>>>,
-    /// Content → when the leader received it.
-    probe: Mutex<HashMap<u64, i64>>,
+    /// Content → when the leader received it:
+    /// every receipt of the content, oldest first: a value can recur (an option's quote
+    /// returning to the same prices), and a client's copy is of the latest before it.
+    probe: Mutex<HashMap<u64, Vec<i64>>>,
 }
 
 async fn serve(instruments: Arc<Vec<pb::Instrument>>) {
@@ -204,7 +206,7 @@ async fn probe(url: &str, instruments: &[pb::Instrument], shared: &Arc<Shared>) 
                 && let Some(at) = &q.received_at
             {
                 let mut seen = shared.probe.lock().unwrap();
-                seen.entry(content(&q)).or_insert(stamp_ns(at));
+                seen.entry(content(&q)).or_default().push(stamp_ns(at));
             }
         }
     });
@@ -328,7 +330,9 @@ async fn measure(secs: f64, shared: &Arc<Shared>) -> String {
             let from = if sub.role == "solo" {
                 Some(own)
             } else {
-                probe.get(&key).copied()
+                probe
+                    .get(&key)
+                    .and_then(|times| times.iter().rev().find(|&&t| t <= at).copied())
             };
             let Some(from) = from else {
                 unmatched += 1;

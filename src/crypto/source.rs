@@ -100,11 +100,20 @@ fn load_or_create_file(path: &Path) -> Result<MasterSecret, CryptoError> {
     Ok(MasterSecret(Zeroizing::new(secret.as_bytes().to_vec())))
 }
 
-/// Creates `path` exclusively, owner read/write only, with a random base64 secret.
+/// Creates `path`, owner read/write only, with a random base64 secret, or fails with
+/// `AlreadyExists`. The secret is written to a private file beside it first and linked
+/// into place whole: nodes starting at once on one data directory never read a key file
+/// another is still writing, and never replace one.
 fn create_key_file(path: &Path) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_private_dir(parent)?;
     }
+    if path.exists() {
+        return Err(ErrorKind::AlreadyExists.into());
+    }
+    let mut draft = path.as_os_str().to_owned();
+    draft.push(format!(".{:016x}.new", OsRng.next_u64()));
+    let draft = std::path::PathBuf::from(draft);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -112,20 +121,19 @@ fn create_key_file(path: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    let mut raw = Zeroizing::new([0u8; KEY_FILE_BYTES]);
-    OsRng.fill_bytes(raw.as_mut());
-    let mut encoded =
-        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_ref()));
-    encoded.push('\n');
-    let written = file
-        .write_all(encoded.as_bytes())
-        .and_then(|()| file.sync_all());
-    if written.is_err() {
-        // A half-written key file would be read as the key next time.
-        let _ = fs::remove_file(path);
-    }
-    written
+    let written = options.open(&draft).and_then(|mut file| {
+        let mut raw = Zeroizing::new([0u8; KEY_FILE_BYTES]);
+        OsRng.fill_bytes(raw.as_mut());
+        let mut encoded =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_ref()));
+        encoded.push('\n');
+        file.write_all(encoded.as_bytes())?;
+        file.sync_all()
+    });
+    // A link fails if the name exists: the first whole key wins.
+    let linked = written.and_then(|()| fs::hard_link(&draft, path));
+    let _ = fs::remove_file(&draft);
+    linked
 }
 
 /// Creates `dir` and its parents; new directories are mode 0700 on Unix. An existing
@@ -207,6 +215,26 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn processes_starting_at_once_share_one_whole_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("data").join("master.key");
+            let secrets: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || load_or_create_file(&path).map(|s| s.0.to_vec()))
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap().expect("every starter reads a whole key"))
+                .collect();
+            assert!(secrets.windows(2).all(|w| w[0] == w[1]), "two keys");
+            let left: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+            assert_eq!(left.len(), 1, "drafts left behind");
+        }
+    }
+
     #[test]
     fn key_file_is_created_private_reused_and_checked() {
         use std::os::unix::fs::PermissionsExt;

@@ -82,13 +82,62 @@ impl Store {
                 .busy_timeout(std::time::Duration::from_secs(10))
         });
         sqlite_file::create_private(url)?;
-        let db = Database::connect(options)
+        let db = Database::connect(options.clone())
             .await
             .map_err(StoreError::Connect)?;
-        Migrator::up(&db, None).await.map_err(StoreError::Migrate)?;
         let store = Store { db };
-        store.seed_default_profile().await?;
+        if store.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            Store::prepare_postgres(options).await?;
+        } else {
+            store.prepare_sqlite().await?;
+        }
         Ok(store)
+    }
+
+    /// [`Store::prepare`] on SQLite, where two processes (`serve` and `keys`, say) may
+    /// open a new file at once: each migration is one transaction, so the one that lost
+    /// the race rolled back whole and finds the schema done when it asks again.
+    async fn prepare_sqlite(&self) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.prepare().await {
+                Err(StoreError::Migrate(_)) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Brings the schema up to date and seeds the default profile.
+    async fn prepare(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None)
+            .await
+            .map_err(StoreError::Migrate)?;
+        self.seed_default_profile().await
+    }
+
+    /// [`Store::prepare`] on PostgreSQL, one process at a time: the nodes of a cluster
+    /// start together on one database, and concurrent `CREATE TABLE`s of a first start
+    /// collide in PostgreSQL's catalog. An advisory lock is held by a connection, so the
+    /// work runs on a pool of exactly one, which ends (lock released) with it.
+    async fn prepare_postgres(mut options: ConnectOptions) -> Result<(), StoreError> {
+        /// The lock's key: "ibstream" in ASCII.
+        const MIGRATION_LOCK: i64 = 0x6962_7374_7265_616d;
+        options.max_connections(1).min_connections(1);
+        let one = Store {
+            db: Database::connect(options)
+                .await
+                .map_err(StoreError::Connect)?,
+        };
+        let lock = |function: &str| format!("SELECT {function}({MIGRATION_LOCK})");
+        use sea_orm::ConnectionTrait as _;
+        one.db.execute_unprepared(&lock("pg_advisory_lock")).await?;
+        let prepared = one.prepare().await;
+        let _ = one.db.execute_unprepared(&lock("pg_advisory_unlock")).await;
+        let _ = one.close().await;
+        prepared
     }
 
     /// Opens (creating if needed) the SQLite database [`SQLITE_FILE_NAME`] in `dir`,

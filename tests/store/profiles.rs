@@ -11,6 +11,7 @@ use crate::backend::TestDb;
 
 on_both_backends! {
     migrations_apply_once_and_reapply_as_no_op => migrations_apply_once;
+    servers_starting_at_once_on_a_new_database_all_open_it => opened_at_once;
     default_profile_is_seeded => default_profile_is_seeded;
     saving_and_activating_keep_exactly_one_active => exactly_one_active;
     concurrent_activations_leave_exactly_one_active => concurrent_activations;
@@ -23,6 +24,29 @@ async fn active_count(db: &TestDb) -> i64 {
         .query("SELECT COUNT(*) AS n FROM settings_profiles WHERE active")
         .await;
     rows[0].try_get::<i64>("", "n").expect("count")
+}
+
+/// Nodes of a cluster start together on one new database: each opens it, and one
+/// default profile results.
+async fn opened_at_once(db: &TestDb) {
+    let opening: Vec<_> = (0..6)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { ibstream::store::Store::open(&url).await })
+        })
+        .collect();
+    for open in opening {
+        let store = open
+            .await
+            .unwrap()
+            .expect("every starter opens the database");
+        store.close().await.unwrap();
+    }
+    let rows = db
+        .query("SELECT COUNT(*) AS n FROM settings_profiles")
+        .await;
+    assert_eq!(rows[0].try_get::<i64>("", "n").unwrap(), 1);
+    assert_eq!(active_count(db).await, 1);
 }
 
 async fn migrations_apply_once(db: &TestDb) {

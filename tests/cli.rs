@@ -2,6 +2,8 @@
 //! README's grpcurl commands against it, the terminal client piped, and `/metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "cli/support.rs"]
 mod support;
 

@@ -10,6 +10,8 @@ mod backend;
 mod bus;
 #[path = "cluster/failover.rs"]
 mod failover;
+#[path = "support/http.rs"]
+mod http;
 #[path = "cluster/lease.rs"]
 mod lease;
 #[path = "cluster/node.rs"]

@@ -1,31 +1,11 @@
 //! `ibstream demo` itself: its address lines, its metrics endpoint, its shutdown.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::http::http_get;
 use crate::support::{Demo, run};
-
-/// GET `url` (http://host:port/path) over a plain socket; returns the whole response.
-fn http_get(url: &str) -> String {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').expect("URL with a path");
-    let mut stream = TcpStream::connect(host).expect("connect to the metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
-    response
-}
 
 #[test]
 fn demo_prints_each_address_on_its_own_line() {

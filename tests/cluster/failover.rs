@@ -240,6 +240,25 @@ async fn session_commands_on_a_follower_act_on_the_leaders_session() {
     let follower = rig.nodes.iter().find(|n| n.name != leader).unwrap();
     // A follower serves while the leader's session is up, whatever its own.
     assert_eq!(follower.health().await, Some(true));
+    // Each node's metrics say its role, the term and its traffic on the bus.
+    let term = follower.status().await.unwrap().cluster.unwrap().term as f64;
+    for node in &rig.nodes {
+        let leads = f64::from(u8::from(node.name == leader));
+        assert_eq!(
+            node.metric("ibstream_cluster_leader"),
+            Some(leads),
+            "{}",
+            node.name
+        );
+        assert_eq!(
+            node.metric("ibstream_cluster_term"),
+            Some(term),
+            "{}",
+            node.name
+        );
+        assert!(node.metric("ibstream_bus_messages_sent_total").unwrap() > 0.0);
+        assert!(node.metric("ibstream_bus_bytes_received_total").unwrap() > 0.0);
+    }
     let mut control = follower.connection().await;
     let mut watched = follower
         .connection()

@@ -36,6 +36,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub struct Node {
     pub name: String,
     pub grpc: String,
+    /// http://host:port/metrics
+    pub metrics: String,
     child: Child,
     proxy: Proxy,
     log: Arc<Mutex<String>>,
@@ -99,6 +101,13 @@ impl Node {
     /// Lets the node reach NATS again.
     pub fn reconnect(&self) {
         self.proxy.cut.send_replace(false);
+    }
+
+    /// One sample's value from the node's metrics endpoint.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = crate::http::http_get(&self.metrics);
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     pub fn log(&self) -> String {
@@ -225,6 +234,7 @@ impl Rig {
         let proxy = Proxy::start(self.nats.clone()).await;
         let mut child = Command::new(env!("CARGO_BIN_EXE_ibstream"))
             .args(["serve", "--listen", "127.0.0.1:0", "--node", name])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--cluster", &proxy.url, "--database-url", &self.db.url])
             .arg("--data-dir")
             .arg(self.dir.path())
@@ -243,28 +253,42 @@ impl Rig {
             .expect("spawn ibstream serve");
         let log = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let metrics_tx = addr_tx.clone();
         let pipe = child.stderr.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let addr = || {
+                    let addr = line.split("addr=").nth(1)?;
+                    Some(addr.split_whitespace().next().unwrap_or("").to_owned())
+                };
                 if line.contains("gRPC server listening")
-                    && let Some(addr) = line.split("addr=").nth(1)
+                    && let Some(addr) = addr()
                 {
-                    let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = addr_tx.send(addr);
+                    let _ = addr_tx.send(("grpc", addr));
+                } else if line.contains("metrics at /metrics")
+                    && let Some(addr) = addr()
+                {
+                    let _ = metrics_tx.send(("metrics", addr));
                 }
                 let mut all = sink.lock().unwrap();
                 all.push_str(&line);
                 all.push('\n');
             }
         });
-        let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(WAIT))
-            .await
-            .unwrap()
-            .unwrap_or_else(|_| panic!("node {name} did not start:\n{}", log.lock().unwrap()));
+        let failed_log = log.clone();
+        let addrs: HashMap<&str, String> = tokio::task::spawn_blocking(move || {
+            (0..2)
+                .map(|_| addr_rx.recv_timeout(WAIT))
+                .collect::<Result<_, _>>()
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| panic!("node did not start:\n{}", failed_log.lock().unwrap()));
         Node {
             name: name.to_owned(),
-            grpc: format!("http://{addr}"),
+            grpc: format!("http://{}", addrs["grpc"]),
+            metrics: format!("http://{}/metrics", addrs["metrics"]),
             child,
             proxy,
             log,

@@ -13,6 +13,8 @@
 //! set, see `cluster/client.rs`), each on its own HTTP/2 connection.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
+#[path = "../tests/cluster/agree.rs"]
+mod agree;
 #[path = "../tests/store/backend.rs"]
 #[allow(dead_code)] // the SQLite half and the raw queries serve the store tests
 mod backend;

@@ -3,6 +3,8 @@
 //! whole nodes also need PostgreSQL at 127.0.0.1:5432.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a failed check here should panic
 
+#[path = "cluster/agree.rs"]
+mod agree;
 #[path = "store/backend.rs"]
 #[allow(dead_code)] // the SQLite half serves the store tests
 mod backend;

@@ -3,7 +3,6 @@
 //! nodes of a cluster over the test NATS server. Dropping a rig kills its processes and
 //! drops its database.
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -211,22 +210,13 @@ impl Rig {
     }
 
     async fn agreed_leader(&self) -> Option<String> {
-        let mut named = BTreeSet::new();
-        for node in &self.nodes {
-            let status = node.status().await?;
-            if status.state != pb::ConnectionState::Connected as i32 {
-                return None;
-            }
-            if self.cluster.is_none() {
-                return Some(node.name.clone());
-            }
-            let leader = status.cluster?.leader;
-            if leader.is_empty() {
-                return None;
-            }
-            named.insert(leader);
+        if self.cluster.is_none() {
+            // One plain node: it leads itself once its session is up.
+            let node = self.nodes.first()?;
+            let connected = node.status().await?.state == pb::ConnectionState::Connected as i32;
+            return connected.then(|| node.name.clone());
         }
-        (named.len() == 1).then(|| named.into_iter().next().unwrap())
+        crate::agree::agreed_among(self.nodes.iter().map(Node::status)).await
     }
 
     pub fn node(&self, name: &str) -> &Node {

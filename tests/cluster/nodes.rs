@@ -3,7 +3,7 @@
 //! (SIGKILL) or cut off from NATS (each node reaches NATS through a loopback proxy the
 //! test can cut), and the gateway is watched for two sessions of one client id.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -320,19 +320,7 @@ impl Rig {
 
     /// The leader every reachable node names, with its session connected.
     pub async fn agreed_leader(&self) -> Option<String> {
-        let mut named = BTreeSet::new();
-        for node in &self.nodes {
-            let status = node.status().await?;
-            if status.state != pb::ConnectionState::Connected as i32 {
-                return None;
-            }
-            let leader = status.cluster?.leader;
-            if leader.is_empty() {
-                return None;
-            }
-            named.insert(leader);
-        }
-        (named.len() == 1).then(|| named.into_iter().next().unwrap())
+        crate::agree::agreed_among(self.nodes.iter().map(Node::status)).await
     }
 
     pub fn node(&self, name: &str) -> &Node {

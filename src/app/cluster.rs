@@ -2,7 +2,7 @@
 //! switches its fan-out between its own IB session (while it leads) and the leader's
 //! relay (while it follows).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::convert::connection_status;
 use crate::cluster::admin::{AdminServer, Handler};
+use crate::cluster::lock;
 use crate::cluster::members::{Members, Report};
 use crate::cluster::{
     BusSource, BusSourceConfig, ClusterHandle, HistoryPort, Leadership, Lease, LeaseConfig, Relay,
@@ -286,11 +287,6 @@ struct LeaderParts {
     handler: Handler,
     metrics: Arc<Metrics>,
     leading: Mutex<Option<Leading>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere leaves nothing half-updated worth refusing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Leadership for NodeLeadership {

@@ -8,8 +8,9 @@
 //! declares the instrument to the relay and folds the leader's values as ticks; values of
 //! a term older than the newest seen are a deposed leader's, and ignored.
 
+use super::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::{Client, RequestErrorKind};
@@ -83,11 +84,6 @@ struct Inner {
 /// A [`MarketDataSource`] over the cluster's bus.
 pub struct BusSource {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere leaves nothing half-updated worth refusing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl BusSource {

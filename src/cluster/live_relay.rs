@@ -3,8 +3,9 @@
 //! cluster's lines), held for each node that asks while it renews, its five-second bars
 //! published on the feed's subject.
 
+use super::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::{Client, Message};
@@ -59,11 +60,6 @@ struct Shared {
 pub struct LiveRelay {
     shared: Arc<Shared>,
     cancel: CancellationToken,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Plain data: a panic elsewhere leaves nothing half-updated worth refusing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LiveRelay {

@@ -2,8 +2,9 @@
 //! when asked to), and keeps what the others said. The leader's word carries its IB
 //! session's status, so every node shows the same session.
 
+use super::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_nats::Client;
@@ -61,11 +62,6 @@ struct Inner {
 /// This node's membership; dropping it stops speaking and listening.
 pub struct Members {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere leaves nothing half-updated worth refusing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Members {

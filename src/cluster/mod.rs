@@ -49,6 +49,12 @@ pub use subjects::{InvalidClusterName, Subjects};
 /// The longest a look-up may keep the leader busy, whatever the asking node says.
 pub const MAX_LOOKUP_DEADLINE: Duration = Duration::from_secs(120);
 
+/// Locks plain data of the cluster's parts: a panic elsewhere leaves nothing
+/// half-updated worth refusing.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether `name` can name a node: a short token of letters, digits, '-', '_' and '.'.
 pub fn valid_node_name(name: &str) -> bool {
     (1..=64).contains(&name.len())

@@ -7,8 +7,9 @@
 //! lasts while the node renews it; a node that stops renewing loses its holds after
 //! [`RelayConfig::interest_ttl`], and the fan-out's own linger applies after that.
 
+use super::lock;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::{Client, Message};
@@ -75,11 +76,6 @@ struct Shared {
 pub struct Relay {
     shared: Arc<Shared>,
     _live: Option<LiveRelay>,
-}
-
-fn lock(m: &Mutex<Holds>) -> MutexGuard<'_, Holds> {
-    // Plain data: a panic elsewhere leaves nothing half-updated worth refusing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Relay {

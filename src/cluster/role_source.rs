@@ -7,7 +7,7 @@
 //! side now active, and a subscription asked for under the old side is refused as
 //! `LinkDown` instead of reaching the wrong one.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -15,6 +15,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::lock;
 use crate::bars::source::{BarStream, HistoryAsk, HistorySource};
 use crate::bars::spec::WhatToShow;
 use crate::fanout::tick::Tick;
@@ -57,11 +58,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct RoleSource {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere leaves nothing half-updated worth refusing.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl RoleSource {
